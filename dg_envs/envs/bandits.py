@@ -1,0 +1,331 @@
+"""Tabular bandits from the DG paper: one context with K arms, and N contexts with K arms each.
+
+Both are one-step episodic environments (reset -> one step -> terminated), so that an
+on-policy SB3 algorithm sees every pull as a complete episode and the advantage is simply
+reward minus baseline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+__all__ = ["KArmedBanditEnv", "ContextualBanditEnv"]
+
+_REWARD_DISTS = ("bernoulli", "gaussian")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_reward_dist(reward_dist: str, noise_std: float) -> float:
+    if reward_dist not in _REWARD_DISTS:
+        raise ValueError(f"reward_dist must be one of {_REWARD_DISTS}, got {reward_dist!r}")
+    noise_std = float(noise_std)
+    if not np.isfinite(noise_std) or noise_std < 0:
+        raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
+    return noise_std
+
+
+def _check_means(means: Any, shape: tuple[int, ...], reward_dist: str) -> np.ndarray:
+    arr = np.array(means, dtype=np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"means must have shape {shape}, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("means must be finite")
+    if reward_dist == "bernoulli" and (arr.min() < 0.0 or arr.max() > 1.0):
+        raise ValueError("means must lie in [0, 1] when reward_dist='bernoulli'")
+    return arr
+
+
+def _draw_reward(rng: np.random.Generator, mean: float, reward_dist: str, noise_std: float) -> float:
+    if reward_dist == "bernoulli":
+        # Means of exactly 0 or 1 (the paper's one-correct-arm setting) need no random draw:
+        # the reward is deterministic and the RNG stream is left untouched.
+        if mean >= 1.0:
+            return 1.0
+        if mean <= 0.0:
+            return 0.0
+        return float(rng.random() < mean)
+    if noise_std == 0.0:
+        return mean
+    return mean + noise_std * float(rng.standard_normal())
+
+
+class KArmedBanditEnv(gym.Env):
+    """A K-armed bandit played as one-step episodes.
+
+    ## Description
+    The DG paper's tabular bandit with a single context: the agent pulls one of ``n_arms``
+    arms and the episode ends. By default exactly one arm is correct and the reward is
+    ``1{action == correct_arm}`` (deterministic), the setting of the paper's K=100 experiment.
+    Arbitrary Bernoulli or Gaussian arms can be given with ``means``.
+
+    ## Action Space
+    ``Discrete(n_arms)``: the arm to pull.
+
+    ## Observation Space
+    ``Box(0, 1, (1,), float32)``, always ``[0.]``: there is a single context, and the constant
+    observation only exists so that SB3's MLP policies accept the environment.
+
+    ## Reward
+    Bernoulli arms: ``1`` with probability ``means[action]`` else ``0`` (means of exactly 0 or 1
+    draw nothing). Gaussian arms: ``means[action] + noise_std * N(0, 1)``.
+
+    ## Episode End
+    Terminated after the single step (never truncated). Stepping again before ``reset`` raises
+    ``RuntimeError``.
+
+    ## Arguments
+    - ``n_arms`` (int >= 1, default 10): number of arms K.
+    - ``reward_dist`` (``"bernoulli"`` | ``"gaussian"``, default ``"bernoulli"``).
+    - ``means`` (array of shape ``(n_arms,)``, optional): arm means; in [0, 1] for Bernoulli.
+    - ``correct_arm`` (int in [0, n_arms), optional): shorthand for one-hot ``means``.
+      If neither ``means`` nor ``correct_arm`` is given, ``correct_arm=0``.
+    - ``noise_std`` (float >= 0, default 1.0): Gaussian noise scale (ignored for Bernoulli).
+    - ``render_mode`` (``None`` | ``"ansi"``).
+
+    ``info`` after the step holds ``"mean_reward"`` (the pulled arm's mean) and ``"regret"``
+    (best mean minus that mean). ``optimal_action()`` returns the arm with the largest mean
+    (the lowest index on ties).
+
+    ## Version History
+    - v0: initial version.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> import dg_envs
+        >>> env = gym.make("dg_envs/KArmedBandit-v0", n_arms=5, correct_arm=3)
+        >>> obs, info = env.reset(seed=0)
+        >>> obs
+        array([0.], dtype=float32)
+        >>> env.unwrapped.optimal_action()
+        3
+        >>> _, reward, terminated, truncated, info = env.step(3)
+        >>> reward, terminated, truncated, info["regret"]
+        (1.0, True, False, 0.0)
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        n_arms: int = 10,
+        reward_dist: str = "bernoulli",
+        means: Any = None,
+        correct_arm: int | None = None,
+        noise_std: float = 1.0,
+        render_mode: str | None = None,
+    ) -> None:
+        self.n_arms = _check_int("n_arms", n_arms, 1)
+        self.reward_dist = reward_dist
+        self.noise_std = _check_reward_dist(reward_dist, noise_std)
+        if means is not None and correct_arm is not None:
+            raise ValueError("give either means or correct_arm, not both")
+        if means is None:
+            correct_arm = 0 if correct_arm is None else correct_arm
+            if (
+                isinstance(correct_arm, bool)
+                or not isinstance(correct_arm, (int, np.integer))
+                or not 0 <= correct_arm < self.n_arms
+            ):
+                raise ValueError(f"correct_arm must be an integer in [0, {self.n_arms}), got {correct_arm!r}")
+            self.means = np.zeros(self.n_arms)
+            self.means[correct_arm] = 1.0
+        else:
+            self.means = _check_means(means, (self.n_arms,), reward_dist)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+
+        self.action_space = spaces.Discrete(self.n_arms)
+        self.observation_space = spaces.Box(0.0, 1.0, (1,), np.float32)
+        self._best_arm = int(np.argmax(self.means))
+        self._best_mean = float(self.means[self._best_arm])
+        self._means_list = self.means.tolist()  # python floats: cheap per-step indexing
+        self._done = True
+        self._last: tuple[int, float] | None = None
+
+    def optimal_action(self) -> int:
+        """The arm with the largest mean (what an oracle pulls)."""
+        return self._best_arm
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self._done = False
+        self._last = None
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        if self._done:
+            raise RuntimeError("the episode is over: call reset() before step()")
+        a = int(action)
+        if not 0 <= a < self.n_arms:
+            raise ValueError(f"action must be in [0, {self.n_arms}), got {action!r}")
+        mean = self._means_list[a]
+        reward = _draw_reward(self.np_random, mean, self.reward_dist, self.noise_std)
+        self._done = True
+        self._last = (a, reward)
+        info = {"mean_reward": mean, "regret": self._best_mean - mean}
+        return np.zeros(1, np.float32), reward, True, False, info
+
+    def render(self):
+        if self.render_mode != "ansi":
+            return None
+        if self._last is None:
+            return f"{self.n_arms}-armed bandit, best arm {self._best_arm}: waiting for a pull\n"
+        a, r = self._last
+        return f"{self.n_arms}-armed bandit, best arm {self._best_arm}: pulled {a}, reward {r:g}\n"
+
+
+class ContextualBanditEnv(gym.Env):
+    """N contexts x K arms, one-step episodes: the DG paper's many-context tabular bandit.
+
+    ## Description
+    At reset a context is drawn uniformly from ``n_contexts``; the agent pulls one of ``n_arms``
+    arms and the episode ends. By default each context has exactly one correct arm and the
+    reward is ``1{action == correct_arms[context]}``. The paper uses N=100 x K=10; the default
+    here is the smaller N=10 x K=10 so that tests and demos learn in seconds (pass
+    ``n_contexts=100`` for the paper's setting).
+
+    The correct arms are a fixed table: given as ``correct_arms`` or drawn once at
+    construction from ``np.random.default_rng(table_seed)``; they do not change with
+    ``reset(seed=...)``, which only seeds the context draws (and Bernoulli/Gaussian noise).
+
+    ## Action Space
+    ``Discrete(n_arms)``.
+
+    ## Observation Space
+    ``Box(0, 1, (n_contexts,), float32)``: the one-hot encoding of the current context.
+
+    ## Reward
+    As :class:`KArmedBanditEnv`, with the arm means of the current context
+    (``means[context, action]``).
+
+    ## Episode End
+    Terminated after the single step (never truncated).
+
+    ## Arguments
+    - ``n_contexts`` (int >= 1, default 10), ``n_arms`` (int >= 1, default 10).
+    - ``correct_arms`` (ints in [0, n_arms), shape ``(n_contexts,)``, optional).
+    - ``table_seed`` (int, default 0): seeds the correct-arm table when ``correct_arms`` is absent.
+    - ``means`` (array ``(n_contexts, n_arms)``, optional): general arm means instead of a
+      correct-arm table (exclusive with ``correct_arms``).
+    - ``reward_dist``, ``noise_std``, ``render_mode``: as :class:`KArmedBanditEnv`.
+
+    ``reset`` info holds ``"context"`` (already visible in the observation); step info holds
+    ``"context"``, ``"mean_reward"`` and ``"regret"``. ``optimal_action()`` returns the best arm
+    of the current context.
+
+    ## Version History
+    - v0: initial version.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> import dg_envs
+        >>> env = gym.make("dg_envs/ContextualBandit-v0", n_contexts=3, n_arms=4, correct_arms=[2, 0, 1])
+        >>> obs, info = env.reset(seed=1)
+        >>> int(obs.argmax()) == info["context"]
+        True
+        >>> best = env.unwrapped.optimal_action()
+        >>> best == [2, 0, 1][info["context"]]
+        True
+        >>> env.step(best)[1]
+        1.0
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        n_contexts: int = 10,
+        n_arms: int = 10,
+        correct_arms: Any = None,
+        table_seed: int = 0,
+        means: Any = None,
+        reward_dist: str = "bernoulli",
+        noise_std: float = 1.0,
+        render_mode: str | None = None,
+    ) -> None:
+        self.n_contexts = _check_int("n_contexts", n_contexts, 1)
+        self.n_arms = _check_int("n_arms", n_arms, 1)
+        self.reward_dist = reward_dist
+        self.noise_std = _check_reward_dist(reward_dist, noise_std)
+        if isinstance(table_seed, bool) or not isinstance(table_seed, (int, np.integer)) or table_seed < 0:
+            raise ValueError(f"table_seed must be a non-negative integer, got {table_seed!r}")
+        self.table_seed = int(table_seed)
+        if means is not None and correct_arms is not None:
+            raise ValueError("give either means or correct_arms, not both")
+        if means is None:
+            if correct_arms is None:
+                arms = np.random.default_rng(self.table_seed).integers(0, self.n_arms, size=self.n_contexts)
+            else:
+                arms = np.asarray(correct_arms)
+                if (
+                    arms.shape != (self.n_contexts,)
+                    or not np.issubdtype(arms.dtype, np.integer)
+                    or arms.min() < 0
+                    or arms.max() >= self.n_arms
+                ):
+                    raise ValueError(
+                        f"correct_arms must be {self.n_contexts} integers in [0, {self.n_arms}), got {correct_arms!r}"
+                    )
+            self.correct_arms = arms.astype(np.int64)
+            self.means = np.zeros((self.n_contexts, self.n_arms))
+            self.means[np.arange(self.n_contexts), self.correct_arms] = 1.0
+        else:
+            self.means = _check_means(means, (self.n_contexts, self.n_arms), reward_dist)
+            self.correct_arms = np.argmax(self.means, axis=1).astype(np.int64)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+
+        self.action_space = spaces.Discrete(self.n_arms)
+        self.observation_space = spaces.Box(0.0, 1.0, (self.n_contexts,), np.float32)
+        self._eye = np.eye(self.n_contexts, dtype=np.float32)
+        self._means_list = self.means.tolist()
+        self._best_means = self.means.max(axis=1).tolist()
+        self._best_arms = self.correct_arms.tolist()
+        self.context = 0
+        self._done = True
+        self._last: tuple[int, float] | None = None
+
+    def optimal_action(self) -> int:
+        """The best arm of the current context (what an oracle pulls)."""
+        return self._best_arms[self.context]
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.context = int(self.np_random.integers(self.n_contexts))
+        self._done = False
+        self._last = None
+        return self._eye[self.context].copy(), {"context": self.context}
+
+    def step(self, action):
+        if self._done:
+            raise RuntimeError("the episode is over: call reset() before step()")
+        a = int(action)
+        if not 0 <= a < self.n_arms:
+            raise ValueError(f"action must be in [0, {self.n_arms}), got {action!r}")
+        c = self.context
+        mean = self._means_list[c][a]
+        reward = _draw_reward(self.np_random, mean, self.reward_dist, self.noise_std)
+        self._done = True
+        self._last = (a, reward)
+        info = {"context": c, "mean_reward": mean, "regret": self._best_means[c] - mean}
+        return self._eye[c].copy(), reward, True, False, info
+
+    def render(self):
+        if self.render_mode != "ansi":
+            return None
+        head = f"context {self.context}/{self.n_contexts}, best arm {self._best_arms[self.context]}"
+        if self._last is None:
+            return head + ": waiting for a pull\n"
+        a, r = self._last
+        return head + f": pulled {a}, reward {r:g}\n"

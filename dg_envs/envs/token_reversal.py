@@ -1,0 +1,177 @@
+"""Token reversal: write the (reversed, flipped) copy of a random prompt, one token per step."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+TASKS = ("copy", "flip", "reverse_copy", "reverse_flip")
+REWARDS = ("bag", "sequential")
+
+
+class TokenReversalEnv(gym.Env):
+    """Reproduce a transformed random prompt of ``length`` tokens over ``vocab_size`` symbols.
+
+    Description:
+        The sequence task of the DG papers (arXiv 2603.14608, 2603.20521, 2603.20526). At
+        reset a prompt ``x`` of H = ``length`` tokens is drawn uniformly from
+        ``{0..M-1}^H`` (M = ``vocab_size``) with the env's RNG. The agent writes its answer
+        one token per step; the correct answer (``target``) is
+
+        * ``copy``: ``x``;  ``flip``: ``M-1-x`` (token-wise);
+        * ``reverse_copy``: ``x[::-1]``;  ``reverse_flip``: ``(M-1-x)[::-1]``.
+
+        Difficulty grows with M**H. The current ``prompt`` and ``target`` are attributes.
+
+    Action Space:
+        ``Discrete(M)``: the next answer token.
+
+    Observation Space:
+        ``MultiDiscrete([M]*H + [M+1]*H + [H+1])`` (int64), the concatenation of the prompt,
+        the answer written so far (the value M marks a blank), and the position (number of
+        tokens written). SB3 one-hot encodes MultiDiscrete observations for its MLPs, so the
+        policy sees every token and the position.
+
+    Reward:
+        0 on every step but the last. At the end ``R = kappa * c + (1 - kappa) * 1{perfect}``,
+        where c is the fraction of tokens correct (``reward="bag"``) or the fraction correct
+        up to the first error (``reward="sequential"``). Uniformly random tokens score
+        ``E[c] = 1/M`` (bag) and ``E[c] = (1/H) * sum_{k=1..H} M**-k`` (sequential: the prefix
+        length L satisfies ``P(L >= k) = M**-k``); ``P(perfect) = M**-H``.
+
+    Episode End:
+        ``terminated=True`` after the H-th token; never truncated. The final ``info`` holds
+        ``token_accuracy`` (fraction of tokens correct), ``prefix_accuracy`` (fraction correct
+        up to the first error) and ``perfect`` (bool).
+
+    Arguments:
+        length (int): prompt length H >= 1 (default 10).
+        vocab_size (int): vocabulary size M >= 2 (default 2).
+        task (str): one of ``"copy", "flip", "reverse_copy", "reverse_flip"`` (default
+            ``"reverse_copy"``).
+        reward (str): ``"bag"`` (default) or ``"sequential"``.
+        kappa (float): weight of the partial credit in [0, 1] (default 1.0).
+        render_mode (str | None): None or ``"ansi"`` (a one-line text view).
+
+    Version History:
+        v0: initial version.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> import dg_envs
+        >>> env = gym.make("dg_envs/TokenReversal-v0", length=4, vocab_size=3)
+        >>> obs, info = env.reset(seed=0)
+        >>> bool((env.unwrapped.target == env.unwrapped.prompt[::-1]).all())
+        True
+        >>> total = 0.0
+        >>> for _ in range(4):
+        ...     obs, reward, terminated, truncated, info = env.step(env.unwrapped.optimal_action())
+        ...     total += reward
+        >>> total, terminated, info["token_accuracy"], info["perfect"]
+        (1.0, True, 1.0, True)
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        length: int = 10,
+        vocab_size: int = 2,
+        task: str = "reverse_copy",
+        reward: str = "bag",
+        kappa: float = 1.0,
+        render_mode: str | None = None,
+    ) -> None:
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+            raise ValueError(f"length must be an integer >= 1, got {length!r}")
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 2:
+            raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
+        try:
+            kappa_ok = 0.0 <= float(kappa) <= 1.0
+        except (TypeError, ValueError):
+            kappa_ok = False
+        if not kappa_ok:
+            raise ValueError(f"kappa must be a number in [0, 1], got {kappa!r}")
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.length = H = int(length)
+        self.vocab_size = M = int(vocab_size)
+        self.task = task
+        self.reward = reward
+        self.kappa = float(kappa)
+        self.render_mode = render_mode
+        self._flip = task in ("flip", "reverse_flip")
+        self._reverse = task in ("reverse_copy", "reverse_flip")
+        self.action_space = spaces.Discrete(M)
+        self.observation_space = spaces.MultiDiscrete(np.array([M] * H + [M + 1] * H + [H + 1], dtype=np.int64))
+        # One observation buffer updated in place; step/reset hand out copies.
+        self._obs = np.zeros(2 * H + 1, dtype=np.int64)
+        self.prompt = np.zeros(H, dtype=np.int64)
+        self.target = np.zeros(H, dtype=np.int64)
+        self._target_list = [0] * H
+        self._pos = H  # "episode over" until the first reset
+        self._n_correct = 0
+        self._prefix = 0
+
+    def optimal_action(self) -> int:
+        """The next correct token (what an oracle writes now)."""
+        if self._pos >= self.length:
+            raise RuntimeError("the episode is over: call reset() before asking for optimal_action()")
+        return self._target_list[self._pos]
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        H, M = self.length, self.vocab_size
+        prompt = self.np_random.integers(0, M, size=H, dtype=np.int64)
+        target = M - 1 - prompt if self._flip else prompt.copy()
+        if self._reverse:
+            target = target[::-1].copy()
+        self.prompt, self.target = prompt, target
+        self._target_list = target.tolist()
+        self._obs[:H] = prompt
+        self._obs[H:] = M  # blank answer...
+        self._obs[2 * H] = 0  # ...at position 0
+        self._pos = 0
+        self._n_correct = 0
+        self._prefix = 0
+        return self._obs.copy(), {}
+
+    def step(self, action):
+        pos = self._pos
+        H = self.length
+        if pos >= H:
+            raise RuntimeError("the episode is over: call reset() before step()")
+        a = int(action)
+        if not 0 <= a < self.vocab_size:
+            raise ValueError(f"action must be in [0, {self.vocab_size}), got {action!r}")
+        if a == self._target_list[pos]:
+            self._n_correct += 1
+            if self._prefix == pos:  # no error so far
+                self._prefix += 1
+        obs = self._obs
+        obs[H + pos] = a
+        pos += 1
+        obs[2 * H] = pos
+        self._pos = pos
+        if pos < H:
+            return obs.copy(), 0.0, False, False, {}
+        token_accuracy = self._n_correct / H
+        prefix_accuracy = self._prefix / H
+        perfect = self._n_correct == H
+        c = token_accuracy if self.reward == "bag" else prefix_accuracy
+        reward = self.kappa * c + (1.0 - self.kappa) * float(perfect)
+        info = {"token_accuracy": token_accuracy, "prefix_accuracy": prefix_accuracy, "perfect": perfect}
+        return obs.copy(), reward, True, False, info
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        H, M = self.length, self.vocab_size
+        answer = " ".join("_" if t == M else str(t) for t in self._obs[H : 2 * H].tolist())
+        prompt = " ".join(str(t) for t in self.prompt.tolist())
+        return f"prompt: {prompt} | answer: {answer} | task: {self.task}"
