@@ -1,0 +1,336 @@
+"""Actors: copies of the learner's policy that friction wrappers act with.
+
+:class:`~dg_envs.wrappers.StaleActor` and :class:`~dg_envs.wrappers.MismatchedActor` do not
+act with the learner's action: they sample their own, from a *snapshot* of the learner's
+policy (``lag`` updates old, or with noise on its logits). The learner pushes a snapshot
+after each update. This module is the contract between the wrappers and the learners:
+
+* :class:`Actor` — anything callable as ``actor(obs_batch, rng, noise_std=0.0) ->
+  (actions, log_probs)``; the wrappers depend on nothing else (not on SB3).
+* :class:`SB3PolicyActor` — an :class:`Actor` built from a Stable-Baselines3 policy
+  (a cheap, picklable CPU copy without the optimizer).
+* :class:`PolicySnapshotStore` — a ring of snapshots indexed by lag.
+* :func:`push_policy_snapshot` — push one copy of a policy to every env of a VecEnv (or to
+  one gym env) that has policy-driven wrappers.
+* :class:`SnapshotCallback` — does that for vanilla SB3 algorithms, after every update.
+
+Lag is counted in learner updates: one push per update (``train()`` call), plus one at the
+start of training, so ``store.get(0)`` is the current policy and ``store.get(D)`` the policy
+``D`` updates ago.
+
+Example:
+    >>> import numpy as np
+    >>> import gymnasium as gym
+    >>> from stable_baselines3 import PPO
+    >>> env = gym.make("CartPole-v1")
+    >>> model = PPO("MlpPolicy", env, n_steps=64, batch_size=64, seed=0, device="cpu")
+    >>> actor = SB3PolicyActor(model.policy)
+    >>> actions, log_probs = actor(np.zeros((3, 4), dtype=np.float32), np.random.default_rng(0))
+    >>> actions.shape, log_probs.shape, bool(np.all(log_probs <= 0))
+    ((3,), (3,), True)
+    >>> store = PolicySnapshotStore(max_size=2)
+    >>> store.push(actor)
+    >>> store.get(lag=5) is actor, store.num_updates
+    (True, 1)
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from collections import deque
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = [
+    "Actor",
+    "SB3PolicyActor",
+    "PolicySnapshotStore",
+    "SnapshotCallback",
+    "push_policy_snapshot",
+]
+
+
+@runtime_checkable
+class Actor(Protocol):
+    """A policy the friction wrappers can sample from.
+
+    ``actor(obs, rng, noise_std=0.0)`` takes a *batch* of observations (leading batch
+    dimension, as the env's observation space gives them, stacked), samples one action per
+    observation using only ``rng`` (a ``numpy.random.Generator``), and returns
+    ``(actions, log_probs)``:
+
+    * ``actions``: ``np.ndarray`` of shape ``(batch, *action_space.shape)``, in the action
+      space's dtype (integers for Discrete / MultiDiscrete). Box actions are the raw sample
+      (not clipped to the bounds), as SB3 stores its own actions.
+    * ``log_probs``: ``np.ndarray`` of shape ``(batch,)``, float64, the log-probability
+      (log-density for Box, summed over dimensions) of each action under the distribution it
+      was sampled from.
+
+    ``noise_std > 0`` perturbs the distribution before sampling (the mismatched actor):
+    i.i.d. Gaussian noise of that std on the logits (Discrete / MultiDiscrete / MultiBinary)
+    or on the mean (Box); the returned log-probs are under the perturbed distribution.
+    """
+
+    def __call__(
+        self, obs: np.ndarray, rng: np.random.Generator, noise_std: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _sample_categorical(logits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-CDF sampling from rows of ``logits`` (batch, n); returns (actions, log_probs)."""
+    log_p = _log_softmax(logits)
+    cdf = np.cumsum(np.exp(log_p), axis=-1)
+    u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]
+    actions = np.minimum((cdf < u).sum(axis=-1), logits.shape[-1] - 1)
+    return actions.astype(np.int64), log_p[np.arange(logits.shape[0]), actions]
+
+
+class SB3PolicyActor:
+    """An :class:`Actor` from a Stable-Baselines3 policy (``ActorCriticPolicy`` and friends).
+
+    Holds a CPU deep copy of ``policy`` taken at construction (later updates of the learner do
+    not change it), without the optimizer and its state, with gradients off: a ~100k-parameter
+    MLP costs ~0.4 MB (parameters + the value head the policy carries). It pickles (so it
+    crosses ``SubprocVecEnv`` pipes). Observations go through the policy's own preprocessing
+    (``policy.obs_to_tensor`` then ``policy.get_distribution``) under ``torch.no_grad()``;
+    sampling uses only the numpy ``rng`` on the distribution parameters the policy computes,
+    never torch's global RNG.
+
+    Supported distributions: Categorical (Discrete), MultiCategorical (MultiDiscrete),
+    Bernoulli (MultiBinary) and DiagGaussian (Box, not squashed, no gSDE). Others raise
+    ``NotImplementedError`` at construction.
+
+    Args:
+        policy: an SB3 ``BasePolicy`` whose ``get_distribution(obs)`` returns one of the above.
+    """
+
+    def __init__(self, policy: Any) -> None:
+        from stable_baselines3.common.distributions import (
+            BernoulliDistribution,
+            CategoricalDistribution,
+            DiagGaussianDistribution,
+            MultiCategoricalDistribution,
+            SquashedDiagGaussianDistribution,
+            StateDependentNoiseDistribution,
+        )
+
+        dist = getattr(policy, "action_dist", None)
+        supported = (CategoricalDistribution, MultiCategoricalDistribution, BernoulliDistribution, DiagGaussianDistribution)
+        if not isinstance(dist, supported) or isinstance(dist, (SquashedDiagGaussianDistribution, StateDependentNoiseDistribution)):
+            raise NotImplementedError(
+                f"SB3PolicyActor supports policies with Categorical, MultiCategorical, Bernoulli or "
+                f"DiagGaussian action distributions, got {type(dist).__name__}"
+            )
+        # The memo maps the optimizer to None: deepcopy then skips it and its (large) state.
+        memo: dict[int, Any] = {}
+        optimizer = getattr(policy, "optimizer", None)
+        if optimizer is not None:
+            memo[id(optimizer)] = None
+        snapshot = copy.deepcopy(policy, memo)
+        snapshot = snapshot.to("cpu")
+        snapshot.set_training_mode(False)
+        for param in snapshot.parameters():
+            param.requires_grad_(False)
+        self.policy = snapshot
+        self.action_space = policy.action_space
+        self._kind = type(dist).__name__
+
+    def __call__(
+        self, obs: np.ndarray, rng: np.random.Generator, noise_std: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import torch as th
+
+        with th.no_grad():
+            obs_tensor, _ = self.policy.obs_to_tensor(obs)
+            dist = self.policy.get_distribution(obs_tensor).distribution
+            if self._kind == "DiagGaussianDistribution":
+                mean = dist.mean.numpy().astype(np.float64)
+                std = dist.stddev.numpy().astype(np.float64)
+            elif self._kind == "MultiCategoricalDistribution":
+                logits = [d.logits.numpy().astype(np.float64) for d in dist]
+            else:
+                logits = dist.logits.numpy().astype(np.float64)
+
+        if self._kind == "CategoricalDistribution":
+            if noise_std > 0:
+                logits = logits + noise_std * rng.standard_normal(logits.shape)
+            return _sample_categorical(logits, rng)
+        if self._kind == "MultiCategoricalDistribution":
+            actions, log_probs = [], 0.0
+            for component in logits:
+                if noise_std > 0:
+                    component = component + noise_std * rng.standard_normal(component.shape)
+                a, lp = _sample_categorical(component, rng)
+                actions.append(a)
+                log_probs = log_probs + lp
+            return np.stack(actions, axis=1), np.asarray(log_probs, dtype=np.float64)
+        if self._kind == "BernoulliDistribution":
+            if noise_std > 0:
+                logits = logits + noise_std * rng.standard_normal(logits.shape)
+            p_one = 1.0 / (1.0 + np.exp(-logits))
+            actions = (rng.random(logits.shape) < p_one).astype(self.action_space.dtype)
+            # log sigmoid(+-logit), computed stably
+            signed = np.where(actions == 1, logits, -logits)
+            log_probs = -np.logaddexp(0.0, -signed)
+            return actions, log_probs.reshape(len(actions), -1).sum(axis=1)
+        # DiagGaussian
+        if noise_std > 0:
+            mean = mean + noise_std * rng.standard_normal(mean.shape)
+        eps = rng.standard_normal(mean.shape)
+        actions = mean + std * eps
+        log_probs = (-0.5 * eps**2 - np.log(std) - 0.5 * np.log(2 * np.pi)).reshape(len(mean), -1).sum(axis=1)
+        return actions.astype(self.action_space.dtype), log_probs
+
+    def __repr__(self) -> str:
+        return f"SB3PolicyActor({self._kind}, {self.action_space})"
+
+
+class PolicySnapshotStore:
+    """A ring of the last ``max_size`` policy snapshots, indexed by lag.
+
+    ``push(actor)`` after every learner update (and once before the first); ``get(0)`` is the
+    newest snapshot, ``get(lag)`` the one pushed ``lag`` pushes earlier, or the oldest still
+    held when fewer are available; ``get`` returns ``None`` before any push.
+    ``num_updates`` counts every push ever made (not only those still held).
+
+    Example:
+        >>> store = PolicySnapshotStore(max_size=3)
+        >>> for name in "abcd":
+        ...     store.push(name)
+        >>> store.get(0), store.get(2), store.get(10), store.num_updates, len(store)
+        ('d', 'b', 'b', 4, 3)
+    """
+
+    def __init__(self, max_size: int) -> None:
+        if int(max_size) < 1:
+            raise ValueError(f"max_size must be an integer >= 1, got {max_size!r}")
+        self.max_size = int(max_size)
+        self._ring: deque[Actor] = deque(maxlen=self.max_size)
+        self.num_updates = 0
+
+    def push(self, actor: Actor) -> None:
+        self._ring.append(actor)
+        self.num_updates += 1
+
+    def get(self, lag: int = 0) -> Actor | None:
+        if not self._ring:
+            return None
+        if lag < 0:
+            raise ValueError(f"lag must be >= 0, got {lag!r}")
+        return self._ring[max(len(self._ring) - 1 - int(lag), 0)]
+
+    def __len__(self) -> int:
+        return len(self._ring)
+
+
+# VecEnvs whose envs have no policy-driven wrapper, so that pushing costs one dict look-up.
+_HAS_PUSH_CACHE: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+
+
+def _as_actor(policy: Any) -> Actor:
+    if isinstance(policy, SB3PolicyActor) or not hasattr(policy, "get_distribution"):
+        return policy  # already an Actor
+    return SB3PolicyActor(policy)
+
+
+def push_policy_snapshot(venv_or_env: Any, policy: Any) -> int:
+    """Push one snapshot of ``policy`` to every policy-driven wrapper of ``venv_or_env``.
+
+    ``venv_or_env`` is an SB3 ``VecEnv`` (``DummyVecEnv`` envs all receive the same actor
+    object; ``SubprocVecEnv`` pickles it to each worker) or a single Gymnasium env.
+    ``policy`` is an SB3 policy (one :class:`SB3PolicyActor` copy is made) or already an
+    :class:`Actor`. Returns how many envs accepted it: 0, cheaply and without copying the
+    policy, when none has a policy-driven wrapper (for a VecEnv the answer is cached; SB3's
+    ``has_attr`` asks whether *all* envs have one).
+
+    Example:
+        >>> import gymnasium as gym
+        >>> from stable_baselines3 import PPO
+        >>> from stable_baselines3.common.env_util import make_vec_env
+        >>> from dg_envs.wrappers import StaleActor
+        >>> venv = make_vec_env("CartPole-v1", n_envs=2, wrapper_class=StaleActor, wrapper_kwargs={"lag": 1})
+        >>> model = PPO("MlpPolicy", venv, n_steps=16, batch_size=32, device="cpu")
+        >>> push_policy_snapshot(venv, model.policy)
+        2
+        >>> push_policy_snapshot(gym.make("CartPole-v1"), model.policy)
+        0
+    """
+    from stable_baselines3.common.vec_env import VecEnv
+
+    if isinstance(venv_or_env, VecEnv):
+        try:
+            has_push = _HAS_PUSH_CACHE[venv_or_env]
+        except (KeyError, TypeError):
+            has_push = bool(venv_or_env.has_attr("push_policy_snapshot"))
+            try:
+                _HAS_PUSH_CACHE[venv_or_env] = has_push
+            except TypeError:
+                pass
+        if not has_push:
+            return 0
+        results = venv_or_env.env_method("push_policy_snapshot", _as_actor(policy))
+        return sum(1 for accepted in results if accepted)
+    try:
+        push = venv_or_env.get_wrapper_attr("push_policy_snapshot")
+    except AttributeError:
+        return 0
+    return 1 if push(_as_actor(policy)) else 0
+
+
+def _base_callback() -> type:
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    return BaseCallback
+
+
+class SnapshotCallback(_base_callback()):  # type: ignore[misc]
+    """Push the learner's policy to the env's policy-driven wrappers after every update.
+
+    For vanilla SB3 algorithms (``dg_envs.algos`` push by themselves). Pushes once at training
+    start and then at each rollout start that follows a ``train()`` call (SB3 calls
+    ``_on_rollout_start`` right after ``train()``), so the lag of a
+    :class:`~dg_envs.wrappers.StaleActor` is counted in learner updates (``train()`` calls,
+    whatever PPO's number of epochs). A ``train()`` call is detected by a change of
+    ``model._n_updates``.
+
+    Note: a vanilla SB3 algorithm trains on the action its policy proposed, not on
+    ``info["executed_action"]``; use ``dg_envs.algos`` to train on what really ran.
+
+    Example:
+        >>> from stable_baselines3 import PPO
+        >>> from stable_baselines3.common.env_util import make_vec_env
+        >>> from dg_envs.wrappers import StaleActor
+        >>> venv = make_vec_env("CartPole-v1", n_envs=2, wrapper_class=StaleActor, wrapper_kwargs={"lag": 1})
+        >>> model = PPO("MlpPolicy", venv, n_steps=16, batch_size=32, n_epochs=2, device="cpu")
+        >>> callback = SnapshotCallback()
+        >>> _ = model.learn(total_timesteps=96, callback=callback)
+        >>> callback.num_pushes  # training start + one per train() call before the last rollout
+        3
+    """
+
+    def __init__(self, verbose: int = 0) -> None:
+        super().__init__(verbose)
+        self.num_pushes = 0
+        self._last_n_updates: int | None = None
+
+    def _push(self) -> None:
+        if push_policy_snapshot(self.training_env, self.model.policy):
+            self.num_pushes += 1
+        self._last_n_updates = getattr(self.model, "_n_updates", None)
+
+    def _on_training_start(self) -> None:
+        self._push()
+
+    def _on_rollout_start(self) -> None:
+        if getattr(self.model, "_n_updates", None) != self._last_n_updates:
+            self._push()
+
+    def _on_step(self) -> bool:
+        return True
