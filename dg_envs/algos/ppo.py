@@ -1,0 +1,41 @@
+"""PPO-based algorithms: ``DGPPO`` and ``KondoPPO``.
+
+>>> import dg_envs
+>>> model = DGPPO("MlpPolicy", "CartPole-v1", eta=1.0, n_steps=16, batch_size=8, n_epochs=1, seed=0)
+>>> _ = model.learn(16)
+"""
+
+from __future__ import annotations
+
+from stable_baselines3 import PPO
+
+from dg_envs.algos.base import DelightMixin, KondoMixin
+
+__all__ = ["DGPPO", "KondoPPO"]
+
+
+class DGPPO(DelightMixin, PPO):
+    """PPO whose per-sample clipped surrogate is multiplied by the DG gate (arXiv 2603.14608).
+
+    The gate uses the surprisal under the current learner policy (the ``log_prob`` of each
+    minibatch's ``evaluate_actions``) and the SB3-normalised advantage (PPO's default
+    ``normalize_advantage=True``), so ``eta`` is in units of the minibatch advantage std.
+
+    :param eta: gate temperature (> 0).
+    :param surprisal: see :class:`dg_envs.algos.DGA2C`.
+    Other arguments: as :class:`stable_baselines3.PPO`.
+    """
+
+
+class KondoPPO(KondoMixin, PPO):
+    """DGPPO plus the Kondo gate (arXiv 2603.20526), per minibatch and epoch.
+
+    Each minibatch is screened with a ``no_grad`` forward of the current policy
+    (``screen="current"``; ``"cached"`` uses the rollout log-probs instead, exact on the
+    first epoch only), then SB3's differentiable forward and backward run on kept samples
+    only. Advantages are normalised over the whole minibatch before slicing. Value loss
+    and entropy bonus use kept samples only.
+
+    :param keep_fraction, price, kondo_eta: as :class:`dg_envs.algos.KondoA2C`.
+    Other arguments: as :class:`DGPPO`.
+    """

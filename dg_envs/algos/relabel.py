@@ -1,0 +1,167 @@
+"""Train on the executed action: relabel SB3's rollout buffer from the wrappers' ``info``.
+
+SB3's ``collect_rollouts`` stores the action the *policy* sampled and never shows ``infos``
+to the buffer. When a friction wrapper (``dg_envs.wrappers``) replaced that action, the
+environment ran another one, and a vanilla SB3 algorithm silently trains on the wrong
+action. :class:`ExecutedActionMixin` fixes that without copying SB3's loop:
+
+1. during ``collect_rollouts`` the VecEnv is wrapped by :class:`InfoRecorder`, which keeps
+   every step's ``infos``;
+2. after ``super().collect_rollouts(...)``, each buffer entry whose info carries
+   ``info["executed_action"]`` (see :mod:`dg_envs.wrappers.protocol`) gets that action, and
+   its ``log_probs`` entry is recomputed as the *rollout policy's* log-prob of the executed
+   action (one batched ``no_grad`` ``evaluate_actions`` over the relabelled entries only);
+3. a :class:`BehaviorRolloutBuffer` also stores the behaviour log-prob ``mu(a|s)``: the
+   actor-reported ``info["behavior_log_prob"]`` where a wrapper replaced the action, the
+   rollout policy's own log-prob elsewhere (used by ``IWPG``).
+
+Entries without ``executed_action`` are left untouched: Box actions are clipped before
+stepping, and replacing them by their clipped version would bias the update.
+
+Any SB3 on-policy algorithm gets the fix by mixing in (the mixin comes first):
+
+>>> from stable_baselines3 import PPO
+>>> class RelabelledPPO(ExecutedActionMixin, PPO):
+...     pass
+>>> model = RelabelledPPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, n_epochs=1)
+>>> _ = model.learn(32)
+>>> model.rollout_buffer.behavior_log_probs.shape
+(16, 1)
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.type_aliases import RolloutBufferSamples
+from stable_baselines3.common.utils import obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from dg_envs.wrappers.protocol import BEHAVIOR_LOG_PROB, EXECUTED_ACTION
+
+__all__ = ["BehaviorRolloutBuffer", "BehaviorRolloutBufferSamples", "ExecutedActionMixin", "InfoRecorder"]
+
+
+class BehaviorRolloutBufferSamples(NamedTuple):
+    """SB3's ``RolloutBufferSamples`` plus the behaviour log-prob ``log mu(a|s)``."""
+
+    observations: th.Tensor
+    actions: th.Tensor
+    old_values: th.Tensor
+    old_log_prob: th.Tensor
+    advantages: th.Tensor
+    returns: th.Tensor
+    behavior_log_prob: th.Tensor
+
+
+class BehaviorRolloutBuffer(RolloutBuffer):
+    """A ``RolloutBuffer`` that also carries ``behavior_log_probs`` (``log mu(a|s)``).
+
+    Until the mixin fills it, ``behavior_log_probs`` equals ``log_probs`` (no friction:
+    the behaviour policy is the rollout policy). Pass as ``rollout_buffer_class``.
+    """
+
+    behavior_log_probs: np.ndarray
+
+    def reset(self) -> None:
+        self.behavior_log_probs = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
+        self.behavior_filled = False
+        super().reset()
+
+    def get(self, batch_size: int | None = None):
+        if not self.generator_ready:
+            if not self.behavior_filled:
+                self.behavior_log_probs = self.log_probs.copy()
+            self.behavior_log_probs = self.swap_and_flatten(self.behavior_log_probs)
+        yield from super().get(batch_size)
+
+    def _get_samples(self, batch_inds: np.ndarray, env=None) -> BehaviorRolloutBufferSamples:  # type: ignore[override]
+        samples = super()._get_samples(batch_inds, env)
+        return BehaviorRolloutBufferSamples(*samples, self.to_torch(self.behavior_log_probs[batch_inds].flatten()))
+
+
+class InfoRecorder(VecEnvWrapper):
+    """VecEnv wrapper that keeps the ``infos`` of every ``step`` in ``self.infos`` (a list per step)."""
+
+    def __init__(self, venv: VecEnv):
+        super().__init__(venv)
+        self.infos: list[list[dict[str, Any]]] = []
+
+    def reset(self):
+        return self.venv.reset()
+
+    def step_wait(self):
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self.infos.append(infos)
+        return obs, rewards, dones, infos
+
+
+class ExecutedActionMixin:
+    """Mix into an SB3 on-policy algorithm (first in the bases) to train on executed actions.
+
+    After each rollout, ``self.relabelled_fraction`` holds the fraction of the buffer's
+    entries that a wrapper replaced (logged as ``rollout/relabelled_fraction``).
+    """
+
+    relabelled_fraction: float = 0.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("rollout_buffer_class") is None:
+            kwargs["rollout_buffer_class"] = BehaviorRolloutBuffer
+        super().__init__(*args, **kwargs)
+
+    def collect_rollouts(self, env: VecEnv, callback, rollout_buffer: RolloutBuffer, n_rollout_steps: int) -> bool:
+        recorder = InfoRecorder(env)
+        result = super().collect_rollouts(recorder, callback, rollout_buffer, n_rollout_steps)  # type: ignore[misc]
+        # An early stop (callback returned False) records one step more than the buffer holds.
+        n_stored = rollout_buffer.buffer_size if rollout_buffer.full else rollout_buffer.pos
+        relabel_rollout_buffer(self.policy, rollout_buffer, recorder.infos[:n_stored], self.action_space)  # type: ignore[attr-defined]
+        self.relabelled_fraction = getattr(rollout_buffer, "_relabelled_fraction", 0.0)
+        self.logger.record("rollout/relabelled_fraction", self.relabelled_fraction)  # type: ignore[attr-defined]
+        return result
+
+
+def relabel_rollout_buffer(policy, rollout_buffer: RolloutBuffer, step_infos: list, action_space: spaces.Space) -> int:
+    """Write executed actions (and the rollout policy's log-probs of them) into the buffer.
+
+    ``step_infos[t][i]`` is env ``i``'s info at buffer row ``t``. Returns the number of
+    relabelled entries. Also fills ``behavior_log_probs`` when the buffer has them.
+    """
+    rows, cols, executed, behaviour = [], [], [], []
+    for t, infos in enumerate(step_infos):
+        for i, info in enumerate(infos):
+            if EXECUTED_ACTION in info:
+                rows.append(t)
+                cols.append(i)
+                executed.append(np.asarray(info[EXECUTED_ACTION]).reshape(rollout_buffer.action_dim))
+                behaviour.append(float(info.get(BEHAVIOR_LOG_PROB, np.nan)))
+    has_behaviour = isinstance(rollout_buffer, BehaviorRolloutBuffer)
+    if has_behaviour:
+        rollout_buffer.behavior_filled = False  # get() copies log_probs unless filled below
+    n_total = max(1, len(step_infos) * rollout_buffer.n_envs)
+    rollout_buffer._relabelled_fraction = len(rows) / n_total  # type: ignore[attr-defined]
+    if not rows:
+        return 0
+    r, c = np.asarray(rows), np.asarray(cols)
+    rollout_buffer.actions[r, c] = np.stack(executed).astype(rollout_buffer.actions.dtype)
+    obs = rollout_buffer.observations
+    obs_batch = {k: v[r, c] for k, v in obs.items()} if isinstance(obs, dict) else obs[r, c]
+    actions = th.as_tensor(rollout_buffer.actions[r, c], device=policy.device)
+    if isinstance(action_space, spaces.Discrete):
+        actions = actions.long().flatten()
+    with th.no_grad():
+        _, log_prob, _ = policy.evaluate_actions(obs_as_tensor(obs_batch, policy.device), actions)
+    new_log_probs = log_prob.flatten().cpu().numpy()
+    if has_behaviour:
+        behaviour_lp = rollout_buffer.log_probs.copy()
+        reported = np.asarray(behaviour)
+        # An actor that reported nothing: fall back to the rollout policy's log-prob.
+        behaviour_lp[r, c] = np.where(np.isnan(reported), new_log_probs, reported)
+        rollout_buffer.behavior_log_probs = behaviour_lp.astype(np.float32)
+        rollout_buffer.behavior_filled = True
+    rollout_buffer.log_probs[r, c] = new_log_probs
+    return len(rows)
