@@ -1,5 +1,34 @@
-"""Friction wrappers: imperfect actors and rewards around any Gymnasium env, with an honest record of what ran."""
+"""Friction wrappers: imperfect actors and rewards around any Gymnasium env, with an honest record of what ran.
+
+See :mod:`dg_envs.wrappers.frictions` (the wrappers and :func:`apply_frictions`),
+:mod:`dg_envs.wrappers.actors` (policy snapshots for the policy-driven actors) and
+:mod:`dg_envs.wrappers.protocol` (the ``info`` keys every friction writes).
+"""
 
 from dg_envs.wrappers.actors import Actor, PolicySnapshotStore, SB3PolicyActor, SnapshotCallback, push_policy_snapshot
+from dg_envs.wrappers.frictions import (
+    CANONICAL_ORDER,
+    PER_VALUES,
+    BuggyActor,
+    MismatchedActor,
+    RareDiscovery,
+    RewardCorruption,
+    StaleActor,
+    apply_frictions,
+)
 
-__all__ = ["Actor", "PolicySnapshotStore", "SB3PolicyActor", "SnapshotCallback", "push_policy_snapshot"]
+__all__ = [
+    "Actor",
+    "PolicySnapshotStore",
+    "SB3PolicyActor",
+    "SnapshotCallback",
+    "push_policy_snapshot",
+    "StaleActor",
+    "MismatchedActor",
+    "BuggyActor",
+    "RewardCorruption",
+    "RareDiscovery",
+    "apply_frictions",
+    "CANONICAL_ORDER",
+    "PER_VALUES",
+]

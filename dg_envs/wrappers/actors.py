@@ -128,11 +128,12 @@ class SB3PolicyActor:
                 f"SB3PolicyActor supports policies with Categorical, MultiCategorical, Bernoulli or "
                 f"DiagGaussian action distributions, got {type(dist).__name__}"
             )
-        # The memo maps the optimizer to None: deepcopy then skips it and its (large) state.
+        # The memo maps what must not be copied to None: the optimizer (and its large state),
+        # and the distribution of the last forward pass (non-leaf tensors: deepcopy refuses them).
         memo: dict[int, Any] = {}
-        optimizer = getattr(policy, "optimizer", None)
-        if optimizer is not None:
-            memo[id(optimizer)] = None
+        for skipped in (getattr(policy, "optimizer", None), getattr(dist, "distribution", None)):
+            if skipped is not None:
+                memo[id(skipped)] = None
         snapshot = copy.deepcopy(policy, memo)
         snapshot = snapshot.to("cpu")
         snapshot.set_training_mode(False)

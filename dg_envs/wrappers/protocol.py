@@ -45,3 +45,15 @@ def record_replacement(info: dict[str, Any], executed_action: Any, behavior_log_
         info[EXECUTED_ACTION] = executed_action
         info[BEHAVIOR_LOG_PROB] = float(behavior_log_prob)
     record_friction(info, friction)
+
+#: How many learner updates old the snapshot a policy-driven actor used is (set by
+#: :class:`~dg_envs.wrappers.StaleActor` / :class:`~dg_envs.wrappers.MismatchedActor`
+#: whenever they act).
+ACTOR_LAG = "actor_lag"
+
+# The names friction wrappers write into ``info["frictions"]``.
+STALE = "stale"
+MISMATCH = "mismatch"
+BUG = "bug"
+REWARD_CORRUPTION = "reward_corruption"
+DISCOVERY = "discovery"
