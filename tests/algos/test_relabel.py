@@ -1,0 +1,131 @@
+"""Executed-action relabelling: the buffer holds what ran, with the rollout policy's log-prob."""
+
+import os
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _algos_test_utils import SMALL, AlwaysReplace  # noqa: E402
+
+from dg_envs.algos import DGA2C, DGPPO, IWPG, PG, ExecutedActionMixin, KondoA2C, KondoPPO  # noqa: E402
+
+ALGOS = [DGA2C, DGPPO, KondoA2C, KondoPPO, PG, IWPG]
+
+
+class RelabelledPPO(ExecutedActionMixin, PPO):
+    pass
+
+
+def collect(model, n_steps):
+    """Run one collect_rollouts (no train) and return the buffer."""
+    _, callback = model._setup_learn(n_steps, None)
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, n_steps)
+    return model.rollout_buffer
+
+
+def rollout_policy_log_probs(model, buffer):
+    obs = th.as_tensor(buffer.observations.reshape(-1, *buffer.obs_shape))
+    actions = th.as_tensor(buffer.actions.reshape(-1)).long()
+    with th.no_grad():
+        _, lp, _ = model.policy.evaluate_actions(obs, actions)
+    return lp.numpy().reshape(buffer.log_probs.shape)
+
+
+def make_venv(wrapper, n_envs=2, cls=DummyVecEnv):
+    return cls([lambda: wrapper(Monitor(gym.make("CartPole-v1"))) for _ in range(n_envs)])
+
+
+@pytest.mark.parametrize("algo", [*ALGOS, RelabelledPPO])
+def test_always_replaced_action_is_relabelled(algo):
+    model = algo("MlpPolicy", make_venv(lambda e: AlwaysReplace(e, action=1, log_prob=0.0)), n_steps=16, **SMALL)
+    buffer = collect(model, 16)
+    assert (buffer.actions == 1).all()
+    np.testing.assert_allclose(buffer.log_probs, rollout_policy_log_probs(model, buffer), atol=1e-6)
+    assert (buffer.behavior_log_probs == 0.0).all()  # what the lying actor reported
+    assert model.relabelled_fraction == 1.0
+
+
+def test_only_replaced_entries_change():
+    model = DGA2C("MlpPolicy", make_venv(lambda e: AlwaysReplace(e, action=1, log_prob=-0.25, p=0.5)), n_steps=32, **SMALL)
+    buffer = collect(model, 32)
+    replaced = buffer.behavior_log_probs == np.float32(-0.25)
+    assert 0 < replaced.mean() < 1 and model.relabelled_fraction == replaced.mean()
+    assert (buffer.actions[replaced] == 1).all()
+    # Untouched entries keep the policy's own action and log-prob, and mu = pi there.
+    np.testing.assert_array_equal(buffer.behavior_log_probs[~replaced], buffer.log_probs[~replaced])
+    np.testing.assert_allclose(buffer.log_probs, rollout_policy_log_probs(model, buffer), atol=1e-6)
+
+
+def test_vanilla_sb3_trains_on_the_policy_action():
+    """The bug this module fixes: plain SB3 stores the sampled action, not the executed one."""
+    model = A2C("MlpPolicy", make_venv(lambda e: AlwaysReplace(e, action=1)), n_steps=32, **SMALL)
+    assert (collect(model, 32).actions == 0).any()
+
+
+def test_box_actions_are_not_replaced_by_clipped_ones():
+    env = DummyVecEnv([lambda: gym.make("MountainCarContinuous-v0")])
+    model = DGPPO("MlpPolicy", env, n_steps=64, batch_size=64, **SMALL)
+    buffer = collect(model, 64)
+    assert (np.abs(buffer.actions) > 1.0).any()  # SB3 stores the unclipped Gaussian sample
+    assert model.relabelled_fraction == 0.0
+
+
+class StopAt(BaseCallback):
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def _on_step(self):
+        return self.n_calls < self.n
+
+
+def test_early_stop_of_collect_rollouts():
+    model = DGA2C("MlpPolicy", make_venv(lambda e: AlwaysReplace(e, action=1)), n_steps=16, **SMALL)
+    model.learn(64, callback=StopAt(5))
+    buffer = model.rollout_buffer
+    assert buffer.pos == 4 and (buffer.actions[:4] == 1).all()
+
+
+def test_subproc_vec_env():
+    venv = make_venv(lambda e: AlwaysReplace(e, action=1), cls=SubprocVecEnv)
+    try:
+        model = KondoPPO("MlpPolicy", venv, keep_fraction=0.5, n_steps=16, batch_size=16, n_epochs=1, **SMALL)
+        buffer = collect(model, 16)
+        assert (buffer.actions == 1).all()
+        model.learn(32)
+    finally:
+        venv.close()
+
+
+wrappers = pytest.importorskip("dg_envs.wrappers")
+
+
+@pytest.mark.skipif(not hasattr(wrappers, "BuggyActor"), reason="BuggyActor not available yet")
+@pytest.mark.parametrize("algo", [DGPPO, KondoA2C, IWPG])
+def test_buggy_actor_landmine_in_buffer(algo):
+    venv = make_venv(lambda e: wrappers.BuggyActor(e, p=1.0))
+    model = algo("MlpPolicy", venv, n_steps=16, **SMALL)
+    buffer = collect(model, 16)
+    assert (buffer.actions == 0).all()  # CartPole's landmine: action 0
+    np.testing.assert_allclose(buffer.log_probs, rollout_policy_log_probs(model, buffer), atol=1e-6)
+    assert (buffer.log_probs < 0).all() and (buffer.behavior_log_probs == 0.0).all()
+
+
+@pytest.mark.skipif(not hasattr(wrappers, "StaleActor"), reason="StaleActor not available yet")
+@pytest.mark.parametrize("algo", ALGOS)
+def test_stale_actor_gets_snapshots_without_a_callback(algo):
+    venv = make_venv(lambda e: wrappers.StaleActor(e, lag=1), n_envs=2)
+    model = algo("MlpPolicy", venv, n_steps=16, **SMALL)
+    model.learn(64)
+    assert model.snapshot_envs == 2
+    stores = venv.get_attr("snapshots")
+    assert all(len(s) >= 1 for s in stores)
+    assert model.relabelled_fraction == 1.0  # the stale actor acted on every step
