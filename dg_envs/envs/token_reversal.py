@@ -13,49 +13,49 @@ REWARDS = ("bag", "sequential")
 class TokenReversalEnv(gym.Env):
     """Reproduce a transformed random prompt of ``length`` tokens over ``vocab_size`` symbols.
 
-    Description:
-        The sequence task of the DG papers (arXiv 2603.14608, 2603.20521, 2603.20526). At
-        reset a prompt ``x`` of H = ``length`` tokens is drawn uniformly from
-        ``{0..M-1}^H`` (M = ``vocab_size``) with the env's RNG. The agent writes its answer
-        one token per step; the correct answer (``target``) is
+    ## Description
+    The sequence task of the DG papers (arXiv 2603.14608, 2603.20521, 2603.20526). At
+    reset a prompt ``x`` of H = ``length`` tokens is drawn uniformly from
+    ``{0..M-1}^H`` (M = ``vocab_size``) with the env's RNG. The agent writes its answer
+    one token per step; the correct answer (``target``) is
 
-        * ``copy``: ``x``;  ``flip``: ``M-1-x`` (token-wise);
-        * ``reverse_copy``: ``x[::-1]``;  ``reverse_flip``: ``(M-1-x)[::-1]``.
+    * ``copy``: ``x``;  ``flip``: ``M-1-x`` (token-wise);
+    * ``reverse_copy``: ``x[::-1]``;  ``reverse_flip``: ``(M-1-x)[::-1]``.
 
-        Difficulty grows with M**H. The current ``prompt`` and ``target`` are attributes.
+    Difficulty grows with M**H. The current ``prompt`` and ``target`` are attributes.
 
-    Action Space:
-        ``Discrete(M)``: the next answer token.
+    ## Action Space
+    ``Discrete(M)``: the next answer token.
 
-    Observation Space:
-        ``MultiDiscrete([M]*H + [M+1]*H + [H+1])`` (int64), the concatenation of the prompt,
-        the answer written so far (the value M marks a blank), and the position (number of
-        tokens written). SB3 one-hot encodes MultiDiscrete observations for its MLPs, so the
-        policy sees every token and the position.
+    ## Observation Space
+    ``MultiDiscrete([M]*H + [M+1]*H + [H+1])`` (int64), the concatenation of the prompt,
+    the answer written so far (the value M marks a blank), and the position (number of
+    tokens written). SB3 one-hot encodes MultiDiscrete observations for its MLPs, so the
+    policy sees every token and the position.
 
-    Reward:
-        0 on every step but the last. At the end ``R = kappa * c + (1 - kappa) * 1{perfect}``,
-        where c is the fraction of tokens correct (``reward="bag"``) or the fraction correct
-        up to the first error (``reward="sequential"``). Uniformly random tokens score
-        ``E[c] = 1/M`` (bag) and ``E[c] = (1/H) * sum_{k=1..H} M**-k`` (sequential: the prefix
-        length L satisfies ``P(L >= k) = M**-k``); ``P(perfect) = M**-H``.
+    ## Reward
+    0 on every step but the last. At the end ``R = kappa * c + (1 - kappa) * 1{perfect}``,
+    where c is the fraction of tokens correct (``reward="bag"``) or the fraction correct
+    up to the first error (``reward="sequential"``). Uniformly random tokens score
+    ``E[c] = 1/M`` (bag) and ``E[c] = (1/H) * sum_{k=1..H} M**-k`` (sequential: the prefix
+    length L satisfies ``P(L >= k) = M**-k``); ``P(perfect) = M**-H``.
 
-    Episode End:
-        ``terminated=True`` after the H-th token; never truncated. The final ``info`` holds
-        ``token_accuracy`` (fraction of tokens correct), ``prefix_accuracy`` (fraction correct
-        up to the first error) and ``perfect`` (bool).
+    ## Episode End
+    ``terminated=True`` after the H-th token; never truncated. The final ``info`` holds
+    ``token_accuracy`` (fraction of tokens correct), ``prefix_accuracy`` (fraction correct
+    up to the first error) and ``perfect`` (bool).
 
-    Arguments:
-        length (int): prompt length H >= 1 (default 10).
-        vocab_size (int): vocabulary size M >= 2 (default 2).
-        task (str): one of ``"copy", "flip", "reverse_copy", "reverse_flip"`` (default
-            ``"reverse_copy"``).
-        reward (str): ``"bag"`` (default) or ``"sequential"``.
-        kappa (float): weight of the partial credit in [0, 1] (default 1.0).
-        render_mode (str | None): None or ``"ansi"`` (a one-line text view).
+    ## Arguments
+    length (int): prompt length H >= 1 (default 10).
+    vocab_size (int): vocabulary size M >= 2 (default 2).
+    task (str): one of ``"copy", "flip", "reverse_copy", "reverse_flip"`` (default
+        ``"reverse_copy"``).
+    reward (str): ``"bag"`` (default) or ``"sequential"``.
+    kappa (float): weight of the partial credit in [0, 1] (default 1.0).
+    render_mode (str | None): None or ``"ansi"`` (a one-line text view).
 
-    Version History:
-        v0: initial version.
+    ## Version History
+    v0: initial version.
 
     Example:
         >>> import gymnasium as gym

@@ -129,8 +129,10 @@ def test_fake_idx_round_trip(tmp_path):
         np.testing.assert_allclose(images, raw_images.reshape(-1, 784) / 255.0, rtol=1e-6)
         assert np.array_equal(labels, raw_labels)
     env = MNISTBanditEnv(split="test", source="auto", data_dir=tmp_path, verify=False)
-    assert len(env.images) == 3  # "auto" picked the IDX files
+    assert len(env.images) == 3 and env.data_source == "idx"  # "auto" picked the IDX files
     sb3_check_env(env)
+    clone = pickle.loads(pickle.dumps(env))  # reloads the same IDX files, not "auto" again
+    assert clone.data_source == "idx" and clone.images is env.images
 
 
 def test_fake_gz_files_and_env_var(tmp_path, monkeypatch):
