@@ -1,0 +1,61 @@
+"""The papers' experiments, each a config dataclass + a sweep (``run``) + an ``analyse`` step.
+
+``dg-envs experiment NAME`` runs one; :func:`run_experiment` is the same from Python.
+Each writes ``NAME.md`` (table, mean ± std over seeds), ``NAME.png`` and ``NAME.jsonl``
+(raw records) into the output folder, ``docs/results/`` by default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+from pathlib import Path
+
+from dg_envs.experiments.common import RESULTS_DIR
+
+#: Experiment name -> module (imported on use: each pulls in what it needs).
+EXPERIMENTS = {
+    "mnist-staleness": "dg_envs.experiments.mnist_staleness",
+    "token-reversal-frictions": "dg_envs.experiments.token_reversal_frictions",
+    "kondo-frontier": "dg_envs.experiments.kondo_frontier",
+    "bandit-geometry": "dg_envs.experiments.bandit_geometry",
+}
+
+
+def get_experiment(name: str):
+    """The module implementing experiment ``name``."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"experiment must be one of {sorted(EXPERIMENTS)}, got {name!r}")
+    return importlib.import_module(EXPERIMENTS[name])
+
+
+def make_config(name: str, quick: bool = False, seeds: int | None = None, **overrides):
+    """The experiment's ``Config`` (``quick`` variant if asked), with ``seeds`` = range(N)."""
+    module = get_experiment(name)
+    config = module.Config.quick() if quick else module.Config()
+    if seeds is not None:
+        if seeds < 1:
+            raise ValueError(f"seeds must be a positive number of seeds, got {seeds}")
+        overrides["seeds"] = tuple(range(seeds))
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+def run_experiment(name: str, quick: bool = False, seeds: int | None = None, out_dir: Path | str = RESULTS_DIR,
+                   progress: bool = True, tensorboard_log: str | None = None, **overrides) -> str:
+    """Run experiment ``name``, write its table/figure/records into ``out_dir``, return the table.
+
+    ``tensorboard_log``: a folder for SB3's TensorBoard logs of every training run (off by default).
+    """
+    module = get_experiment(name)
+    config = make_config(name, quick=quick, seeds=seeds, **overrides)
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    records = module.run(config, out_dir=out_dir, progress=progress, tensorboard_log=tensorboard_log)
+    table = module.analyse(records, out_dir)
+    elapsed = time.perf_counter() - start
+    mode = "quick" if quick else "full"
+    with (out_dir / f"{name}.md").open("a") as f:
+        f.write(f"\nProduced by `dg-envs experiment {name}{' --quick' if quick else ''}` "
+                f"({mode} mode, seeds {list(config.seeds)}) in {elapsed:.0f} s.\n")
+    return table

@@ -1,0 +1,83 @@
+"""What every experiment shares: seeds, mean-and-spread tables, figures, output folders.
+
+An experiment (bsuite's split) is a module with
+
+* ``Config``: a dataclass, each field documented; ``Config.quick()`` gives the minutes-long variant;
+* ``run(config, out_dir, progress=True) -> list[dict]``: the sweep, one flat record per run;
+* ``analyse(records, out_dir) -> str``: writes ``<name>.md`` and ``<name>.png``, returns the table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+#: Where committed results live, relative to the repository root.
+RESULTS_DIR = Path("docs") / "results"
+
+
+def mean_spread(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value).
+
+    >>> mean_spread([1.0, 2.0, 3.0])
+    (2.0, 1.0)
+    """
+    arr = np.asarray(list(values), dtype=float)
+    spread = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+    return float(arr.mean()), spread
+
+
+def format_mean_spread(values: Iterable[float], fmt: str = ".3g") -> str:
+    """``"mean ± std (n=k)"`` for a table cell.
+
+    >>> format_mean_spread([0.1, 0.3])
+    '0.2 ± 0.141 (n=2)'
+    """
+    values = list(values)
+    mean, spread = mean_spread(values)
+    return f"{mean:{fmt}} ± {spread:{fmt}} (n={len(values)})"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A GitHub Markdown table.
+
+    >>> print(markdown_table(["a", "b"], [[1, 2]]))
+    | a | b |
+    |---|---|
+    | 1 | 2 |
+    """
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def save_records(records: list[dict], out_dir: Path, name: str) -> Path:
+    """Write the raw per-run records next to the table (JSON lines), so analyses can be redone."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.jsonl"
+    with path.open("w") as f:
+        for record in records:
+            f.write(json.dumps(record, default=float) + "\n")
+    return path
+
+
+def load_records(path: Path) -> list[dict]:
+    """Read records written by :func:`save_records`."""
+    with Path(path).open() as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def new_figure(ncols: int = 1, width: float = 5.0, height: float = 3.8):
+    """A matplotlib figure on the non-interactive Agg backend (no display needed)."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return fig, axes[0]

@@ -1,0 +1,137 @@
+"""Experiment ``kondo-frontier``: what quality does the Kondo gate keep per unit of compute?
+
+The Kondo-gate paper (arXiv 2603.20526): screen every sample's delight in a cheap forward pass,
+pay for a backward pass only on the samples worth it. We sweep ``keep_fraction`` in
+{1, 0.3, 0.1, 0.03} (1 is plain DG) and the adaptive price 0 (keep positive delight), and
+record the final error against two costs: samples that got a backward pass (the paper's
+count) and measured seconds inside ``train()`` on this CPU.
+
+* MNIST (``KondoA2C``, one update per batch of images): greedy test error.
+* Token reversal (``KondoPPO``): greedy sequence error.
+
+Example:
+    >>> from dg_envs.experiments import kondo_frontier as kf
+    >>> kf.gate_label({"keep_fraction": 0.03})
+    'keep 3%'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, save_records
+from dg_envs.experiments.training import RunSpec, classification_error, sequence_error, train_run
+
+NAME = "kondo-frontier"
+
+
+@dataclass
+class Config:
+    """Settings of the Kondo compute frontier."""
+
+    gates: tuple[dict, ...] = ({"keep_fraction": 1.0}, {"keep_fraction": 0.3}, {"keep_fraction": 0.1},
+                               {"keep_fraction": 0.03}, {"price": 0.0})
+    """Kondo settings: a kept fraction (price = the batch's delight quantile) or a fixed price."""
+    tasks: tuple[str, ...] = ("mnist", "token-reversal")
+    """Which tasks to run."""
+    mnist_updates: int = 2000
+    """Learner updates on MNIST (batches of ``mnist_batch`` images)."""
+    mnist_batch: int = 100
+    """Images per MNIST update."""
+    token_updates: int = 60
+    """Learner updates on token reversal."""
+    token_length: int = 5
+    """Prompt length H of token reversal."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Training seeds."""
+
+    @classmethod
+    def quick(cls) -> "Config":
+        """Minutes on 2 CPU cores."""
+        return cls(gates=({"keep_fraction": 1.0}, {"keep_fraction": 0.03}), mnist_updates=200, token_updates=5,
+                   tasks=("mnist",))
+
+
+def gate_label(gate: dict) -> str:
+    """A short name of a Kondo setting."""
+    if "keep_fraction" in gate:
+        return "DG (keep all)" if gate["keep_fraction"] == 1 else f"keep {gate['keep_fraction']:.0%}"
+    return f"price {gate['price']:g}"
+
+
+def run_spec(config: Config, task: str, gate: dict, seed: int, tensorboard_log: str | None = None) -> RunSpec:
+    """One training run."""
+    from dg_envs.algos import KondoA2C, KondoPPO
+
+    if task == "mnist":
+        return RunSpec(algo=KondoA2C, env_id="dg_envs/MNISTBandit-v0", env_kwargs={"split": "train"}, seed=seed,
+                       total_updates=config.mnist_updates, n_envs=config.mnist_batch, n_steps=1,
+                       algo_kwargs={"learning_rate": 1e-3, "ent_coef": 0.0, **gate,
+                                    "policy_kwargs": {"net_arch": [100, 100], "optimizer_class": torch.optim.Adam}},
+                       tensorboard_log=tensorboard_log)
+    if task == "token-reversal":
+        return RunSpec(algo=KondoPPO, env_id="dg_envs/TokenReversal-v0", env_kwargs={"length": config.token_length},
+                       seed=seed, total_updates=config.token_updates, n_envs=8, n_steps=128,
+                       algo_kwargs={"learning_rate": 1e-3, "ent_coef": 0.0, "batch_size": 256, "n_epochs": 4, **gate},
+                       tensorboard_log=tensorboard_log)
+    raise ValueError(f"task must be 'mnist' or 'token-reversal', got {task!r}")
+
+
+def run(config: Config, out_dir: Path | None = None, progress: bool = True, tensorboard_log: str | None = None) -> list[dict]:
+    """Every (task, gate, seed): final error, backward samples, seconds in train()."""
+    evaluators = {}
+    if "mnist" in config.tasks:
+        from dg_envs.envs.mnist import load_mnist
+
+        evaluators["mnist"] = classification_error(*load_mnist("test"))
+    if "token-reversal" in config.tasks:
+        evaluators["token-reversal"] = sequence_error({"length": config.token_length})
+    grid = [(t, g, s) for t in config.tasks for g in config.gates for s in config.seeds]
+    records = []
+    for task, gate, seed in tqdm(grid, desc=NAME, disable=not progress):
+        result = train_run(run_spec(config, task, gate, seed, tensorboard_log), evaluators[task])
+        records.append({"task": task, "gate": gate_label(gate), "seed": seed, "error": result["final"],
+                        "backward_samples": result["backward_samples"], "train_seconds": result["train_seconds"],
+                        "seconds": result["seconds"]})
+    if out_dir is not None:
+        save_records(records, Path(out_dir), NAME)
+    return records
+
+
+def analyse(records: list[dict], out_dir: Path) -> str:
+    """Table per task (error, backward passes, train() seconds) and error-vs-cost figures."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tasks = list(dict.fromkeys(r["task"] for r in records))
+    sections = []
+    fig, axes = new_figure(ncols=2 * len(tasks), width=4.2)
+    for i, task in enumerate(tasks):
+        recs = [r for r in records if r["task"] == task]
+        gates = list(dict.fromkeys(r["gate"] for r in recs))
+        col = lambda g, k: [r[k] for r in recs if r["gate"] == g]  # noqa: E731
+        reference = np.mean(col(gates[0], "backward_samples"))
+        rows = [[g, format_mean_spread(col(g, "error")), f"{np.mean(col(g, 'backward_samples')):.3g}",
+                 f"{np.mean(col(g, 'backward_samples')) / reference:.3f}",
+                 format_mean_spread(col(g, "train_seconds")), format_mean_spread(col(g, "seconds"))] for g in gates]
+        sections.append(f"## {task}\n\n" + markdown_table(
+            ["gate", "error", "backward samples", f"vs {gates[0]}", "seconds in train()", "seconds in learn()"], rows))
+        for ax, cost, label in ((axes[2 * i], "backward_samples", "samples with a backward pass"),
+                                (axes[2 * i + 1], "train_seconds", "seconds inside train()")):
+            for g in gates:
+                ax.errorbar(np.mean(col(g, cost)), np.mean(col(g, "error")), xerr=np.std(col(g, cost)),
+                            yerr=np.std(col(g, "error")), marker="o", capsize=3, label=g)
+            ax.set_xscale("log")
+            ax.set_xlabel(label)
+            ax.set_ylabel("error")
+            ax.set_title(task, fontsize=9)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / f"{NAME}.png", dpi=120)
+    table = "\n\n".join(sections)
+    (out_dir / f"{NAME}.md").write_text(f"# {NAME}\n\n{table}\n")
+    return table

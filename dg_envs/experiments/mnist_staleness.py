@@ -1,0 +1,141 @@
+"""Experiment ``mnist-staleness``: learning MNIST as a bandit from a stale actor.
+
+The distributed-DG paper's first result (arXiv 2603.20521): with the actor D learner updates
+behind, REINFORCE collapses, importance weighting with *exact* behaviour probabilities
+recovers part of it, and DG without any correction learns almost as if on-policy.
+
+Setting, as in the paper at a CPU-sized budget: ``dg_envs/MNISTBandit-v0`` (observation an
+image, action a digit, reward 1{correct}); MLP 784-100-100-10 with a value head, Adam 1e-3,
+batches of 100 images (100 envs x 1 step), one sampled action per image. The actor is
+:class:`~dg_envs.wrappers.StaleActor` with a fixed lag D (D=0: no wrapper, on-policy).
+Metric: greedy test error on the held-out split.
+
+Example:
+    >>> from dg_envs.experiments import mnist_staleness as ms
+    >>> ms.Config.quick().lags
+    (0, 100)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, save_records
+from dg_envs.experiments.training import RunSpec, classification_error, train_run
+
+NAME = "mnist-staleness"
+
+
+@dataclass
+class Config:
+    """Settings of the staleness sweep."""
+
+    methods: tuple[str, ...] = ("PG", "IWPG", "DG")
+    """PG: REINFORCE with a value baseline; IWPG: PG x pi/mu with the actor's exact mu; DG: DGA2C."""
+    lags: tuple[int, ...] = (0, 10, 100, 1000)
+    """Actor lag D in learner updates (0: on-policy, no wrapper)."""
+    total_updates: int = 3000
+    """Learner updates per run (the paper: 10,000)."""
+    batch_size: int = 100
+    """Images per update (parallel one-step environments)."""
+    hidden: tuple[int, ...] = (100, 100)
+    """MLP hidden layers (policy and value nets each)."""
+    learning_rate: float = 1e-3
+    """Adam step size."""
+    eval_every: int = 250
+    """Test error is recorded every this many updates (learning curves)."""
+    source: str = "auto"
+    """MNIST source: full IDX files if cached, else the 5,000 offline digits (see MNISTBanditEnv)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Training seeds."""
+
+    @classmethod
+    def quick(cls) -> "Config":
+        """Minutes on 2 CPU cores: two lags, a short run."""
+        return cls(lags=(0, 100), total_updates=300, eval_every=100)
+
+
+def algorithm(method: str):
+    """The algorithm class of a method name."""
+    from dg_envs.algos import DGA2C, IWPG, PG
+
+    classes = {"PG": PG, "IWPG": IWPG, "DG": DGA2C}
+    if method not in classes:
+        raise ValueError(f"method must be one of {sorted(classes)}, got {method!r}")
+    return classes[method]
+
+
+def run_spec(config: Config, method: str, lag: int, seed: int, tensorboard_log: str | None = None) -> RunSpec:
+    """The training run of one (method, lag, seed)."""
+    return RunSpec(
+        algo=algorithm(method),
+        env_id="dg_envs/MNISTBandit-v0",
+        env_kwargs={"split": "train", "source": config.source},
+        seed=seed,
+        total_updates=config.total_updates,
+        n_envs=config.batch_size,
+        n_steps=1,
+        frictions={"stale": lag} if lag else {},
+        algo_kwargs={
+            "learning_rate": config.learning_rate,
+            "ent_coef": 0.0,
+            "policy_kwargs": {"net_arch": list(config.hidden), "optimizer_class": torch.optim.Adam},
+        },
+        eval_every=config.eval_every,
+        tensorboard_log=tensorboard_log,
+    )
+
+
+def run(config: Config, out_dir: Path | None = None, progress: bool = True, tensorboard_log: str | None = None) -> list[dict]:
+    """Every (method, lag, seed): final test error and its learning curve."""
+    from dg_envs.envs.mnist import load_mnist
+
+    images, labels = load_mnist("test", source=config.source)
+    evaluate = classification_error(images, labels)
+    grid = [(m, lag, s) for lag in config.lags for m in config.methods for s in config.seeds]
+    records = []
+    for method, lag, seed in tqdm(grid, desc=NAME, disable=not progress):
+        result = train_run(run_spec(config, method, lag, seed, tensorboard_log), evaluate)
+        records.append({"method": method, "lag": lag, "seed": seed, "test_error": result["final"],
+                        "curve": result["curve"], "seconds": result["seconds"]})
+    if out_dir is not None:
+        save_records(records, Path(out_dir), NAME)
+    return records
+
+
+def analyse(records: list[dict], out_dir: Path) -> str:
+    """Table of test error (mean ± std over seeds) per lag and method, and the figure."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    lags = sorted({r["lag"] for r in records})
+    cell = lambda m, lag: [r["test_error"] for r in records if r["method"] == m and r["lag"] == lag]  # noqa: E731
+    table = markdown_table(["lag D"] + [f"{m} test error" for m in methods],
+                           [[lag] + [format_mean_spread(cell(m, lag)) for m in methods] for lag in lags])
+
+    fig, (ax_lag, ax_curve) = new_figure(ncols=2)
+    for m in methods:
+        means = [np.mean(cell(m, lag)) for lag in lags]
+        stds = [np.std(cell(m, lag)) for lag in lags]
+        ax_lag.errorbar([max(lag, 1) for lag in lags], means, yerr=stds, marker="o", capsize=3, label=m)
+        stalest = [r["curve"] for r in records if r["method"] == m and r["lag"] == lags[-1]]
+        steps = [u for u, _ in stalest[0]]
+        ax_curve.plot(steps, np.mean([[e for _, e in c] for c in stalest], axis=0), marker=".", label=m)
+    ax_lag.set_xscale("log")
+    ax_lag.set_xlabel("actor lag D (learner updates; 0 plotted at 1)")
+    ax_lag.set_ylabel("test error")
+    ax_lag.set_title("final test error vs staleness", fontsize=9)
+    ax_lag.legend(fontsize=8)
+    ax_curve.set_xlabel("learner updates")
+    ax_curve.set_ylabel("test error")
+    ax_curve.set_title(f"learning curves at D={lags[-1]}", fontsize=9)
+    ax_curve.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / f"{NAME}.png", dpi=120)
+    (out_dir / f"{NAME}.md").write_text(f"# {NAME}\n\n{table}\n")
+    return table

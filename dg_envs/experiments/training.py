@@ -1,0 +1,155 @@
+"""One training run, as every experiment does it: build the (frictioned) vector env, train, evaluate.
+
+Kept small on purpose: experiments differ in their configs and analyses, not in how a run is made.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+
+import dg_envs  # noqa: F401  (registers the environment ids)
+from dg_envs.wrappers import apply_frictions
+
+
+@dataclass
+class RunSpec:
+    """Everything that defines one training run."""
+
+    algo: type
+    """The algorithm class (ours or SB3's)."""
+    env_id: str
+    """A registered Gymnasium id."""
+    seed: int
+    """Seeds the algorithm, the environments and the frictions."""
+    total_updates: int
+    """Learner updates (``train()`` calls); timesteps = updates * n_envs * n_steps."""
+    n_envs: int = 1
+    n_steps: int = 1
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    frictions: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of :func:`dg_envs.wrappers.apply_frictions` (empty: a clean env)."""
+    algo_kwargs: dict[str, Any] = field(default_factory=dict)
+    policy: str = "MlpPolicy"
+    eval_every: int = 0
+    """Evaluate every this many updates (0: only at the end)."""
+    tensorboard_log: str | None = None
+
+
+class _PeriodicEval(BaseCallback):
+    """Calls ``evaluate(model)`` every ``every`` updates and keeps ``(updates, score)``."""
+
+    def __init__(self, evaluate: Callable, every: int):
+        super().__init__()
+        self.evaluate, self.every, self.curve, self.updates = evaluate, every, [], 0
+
+    def _on_rollout_end(self) -> None:
+        self.updates += 1
+
+    def _on_rollout_start(self) -> None:
+        # Called after the previous train(): evaluate the freshly updated policy.
+        if self.updates and self.updates % self.every == 0:
+            self.curve.append((self.updates, float(self.evaluate(self.model))))
+
+    def _on_step(self) -> bool:
+        return True
+
+
+class _UpdateCost(BaseCallback):
+    """Measures what the updates cost: seconds inside ``train()`` and samples that got a backward pass.
+
+    SB3 calls ``on_rollout_end`` right before ``train()`` (and the log dump) and
+    ``on_rollout_start`` right after, so the gap between them is the update's time. Samples with
+    a backward pass come from our algorithms' ``train/kondo_backward_samples`` log key; for an
+    algorithm that does not log it, every sample of the batch gets one.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.train_seconds, self.backward_samples, self.updates, self._t0 = 0.0, 0, 0, None
+
+    def _on_rollout_end(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def _on_rollout_start(self) -> None:
+        if self._t0 is None:
+            return
+        self.train_seconds += time.perf_counter() - self._t0
+        self.updates += 1
+        logged = self.model.logger.name_to_value.get("train/kondo_backward_samples")
+        batch = self.model.n_steps * self.model.n_envs
+        epochs = getattr(self.model, "n_epochs", 1)
+        self.backward_samples += int(logged) if logged is not None else batch * epochs
+
+    def _on_training_end(self) -> None:
+        self._on_rollout_start()  # the last update has no following rollout
+        self._t0 = None
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: bool = False) -> dict:
+    """Train ``spec``; return the final score, the learning curve and what the updates cost.
+
+    Keys: ``final``, ``curve`` (``[(updates, score), ...]``), ``seconds`` (whole ``learn``),
+    ``train_seconds`` (inside ``train()``), ``backward_samples`` (summed over updates).
+    """
+    frictions = spec.frictions
+
+    def wrap(env):
+        return apply_frictions(env, **frictions) if frictions else env
+
+    venv = make_vec_env(spec.env_id, n_envs=spec.n_envs, seed=spec.seed, env_kwargs=spec.env_kwargs, wrapper_class=wrap)
+    model = spec.algo(spec.policy, venv, n_steps=spec.n_steps, seed=spec.seed, verbose=0,
+                      tensorboard_log=spec.tensorboard_log, **spec.algo_kwargs)
+    cost = _UpdateCost()
+    callbacks = [cost]
+    if spec.eval_every:
+        callbacks.append(_PeriodicEval(evaluate, spec.eval_every))
+    start = time.perf_counter()
+    model.learn(spec.total_updates * spec.n_envs * spec.n_steps, callback=callbacks, progress_bar=progress_bar)
+    seconds = time.perf_counter() - start
+    final = float(evaluate(model))
+    curve = (callbacks[1].curve if spec.eval_every else []) + [(spec.total_updates, final)]
+    venv.close()
+    return {"final": final, "curve": curve, "seconds": seconds, "train_seconds": cost.train_seconds,
+            "backward_samples": cost.backward_samples}
+
+
+def classification_error(images: np.ndarray, labels: np.ndarray) -> Callable[[Any], float]:
+    """An evaluator: the greedy policy's error rate on a labelled set (e.g. MNIST test)."""
+
+    def evaluate(model) -> float:
+        actions, _ = model.predict(images, deterministic=True)
+        return float(np.mean(np.asarray(actions) != labels))
+
+    return evaluate
+
+
+def sequence_error(env_kwargs: dict[str, Any], episodes: int = 256, seed: int = 10_000) -> Callable[[Any], float]:
+    """An evaluator for token reversal: the greedy policy's fraction of imperfect answers.
+
+    Runs ``episodes`` clean episodes in one vector env (all episodes last ``length`` steps, so
+    they finish together) on prompts drawn from ``seed``, disjoint from training seeds.
+    """
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    def evaluate(model) -> float:
+        venv = make_vec_env("dg_envs/TokenReversal-v0", n_envs=episodes, seed=seed, env_kwargs=env_kwargs,
+                            vec_env_cls=DummyVecEnv)
+        obs = venv.reset()
+        for _ in range(venv.get_attr("length", [0])[0]):
+            actions, _ = model.predict(obs, deterministic=True)
+            obs, _, dones, infos = venv.step(actions)
+        venv.close()
+        assert dones.all(), "token-reversal episodes must all end after `length` steps"
+        return float(np.mean([not info["perfect"] for info in infos]))
+
+    return evaluate
