@@ -62,7 +62,7 @@ class Actor(Protocol):
     ``(actions, log_probs)``:
 
     * ``actions``: ``np.ndarray`` of shape ``(batch, *action_space.shape)``, in the action
-      space's dtype (integers for Discrete / MultiDiscrete). Box actions are the raw sample
+      space's dtype (integers for Discrete / MultiDiscrete, shifted by the space's ``start``). Box actions are the raw sample
       (not clipped to the bounds), as SB3 stores its own actions.
     * ``log_probs``: ``np.ndarray`` of shape ``(batch,)``, float64, the log-probability
       (log-density for Box, summed over dimensions) of each action under the distribution it
@@ -142,6 +142,8 @@ class SB3PolicyActor:
         self.policy = snapshot
         self.action_space = policy.action_space
         self._kind = type(dist).__name__
+        # SB3 indexes categories from 0; a space's ``start`` shifts them back into the space.
+        self._start = np.asarray(getattr(self.action_space, "start", 0), dtype=np.int64)
 
     def __call__(
         self, obs: np.ndarray, rng: np.random.Generator, noise_std: float = 0.0
@@ -162,7 +164,8 @@ class SB3PolicyActor:
         if self._kind == "CategoricalDistribution":
             if noise_std > 0:
                 logits = logits + noise_std * rng.standard_normal(logits.shape)
-            return _sample_categorical(logits, rng)
+            actions, log_probs = _sample_categorical(logits, rng)
+            return actions + self._start, log_probs
         if self._kind == "MultiCategoricalDistribution":
             actions, log_probs = [], 0.0
             for component in logits:
@@ -171,7 +174,7 @@ class SB3PolicyActor:
                 a, lp = _sample_categorical(component, rng)
                 actions.append(a)
                 log_probs = log_probs + lp
-            return np.stack(actions, axis=1), np.asarray(log_probs, dtype=np.float64)
+            return np.stack(actions, axis=1) + self._start, np.asarray(log_probs, dtype=np.float64)
         if self._kind == "BernoulliDistribution":
             if noise_std > 0:
                 logits = logits + noise_std * rng.standard_normal(logits.shape)

@@ -116,7 +116,7 @@ def _uniform_log_prob(space: gym.Space, action: Any) -> float:
 def _as_action(space: gym.Space, action: Any) -> Any:
     if isinstance(space, spaces.Discrete):
         return np.int64(np.asarray(action).reshape(()))
-    return np.asarray(action, dtype=space.dtype).reshape(space.shape)
+    return np.array(action, dtype=space.dtype).reshape(space.shape)  # a copy: infos must not share data
 
 
 class _Friction(gym.Wrapper):
@@ -451,7 +451,7 @@ class BuggyActor(_ActionFriction, RecordConstructorArgs):
         if not self._fires():
             return None
         if self.bug == "landmine":
-            executed, true_log_prob = self.landmine, 0.0
+            executed, true_log_prob = _as_action(self.env.action_space, self.landmine), 0.0
         elif self.bug == "random":
             executed = _uniform_action(self.env.action_space, self.rng)
             true_log_prob = _uniform_log_prob(self.env.action_space, executed)

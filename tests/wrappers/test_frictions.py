@@ -1,0 +1,386 @@
+"""Tests of the friction wrappers: rates, p=0 / p=1, per-episode, check_env, pickling, validation."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+from gymnasium.utils.env_checker import check_env
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _wrappers_test_utils import (  # noqa: E402
+    SPACES,
+    ConstantActor,
+    PolicyOracle,
+    ToyEnv,
+    binomial_interval,
+    rollout,
+    sb3_policy,
+)
+
+import dg_envs  # noqa: E402,F401  (registers the ids)
+from dg_envs.wrappers import (  # noqa: E402
+    CANONICAL_ORDER,
+    BuggyActor,
+    MismatchedActor,
+    RareDiscovery,
+    RewardCorruption,
+    SB3PolicyActor,
+    StaleActor,
+    apply_frictions,
+    push_policy_snapshot,
+)
+from dg_envs.wrappers.protocol import BEHAVIOR_LOG_PROB, EXECUTED_ACTION, FRICTIONS, TRUE_REWARD  # noqa: E402
+
+_ACTORS: dict = {}
+
+
+def policy_actor(env: gym.Env) -> SB3PolicyActor:
+    """An SB3PolicyActor from a real SB3 policy for this env's spaces (cached per space pair)."""
+    key = (repr(env.observation_space), repr(env.action_space))
+    if key not in _ACTORS:
+        _ACTORS[key] = SB3PolicyActor(sb3_policy(env.observation_space, env.action_space))
+    return _ACTORS[key]
+
+
+def _stale(env, p, per):
+    wrapped = StaleActor(env, lag=1, p=p, per=per)
+    wrapped.push_policy_snapshot(policy_actor(env))
+    return wrapped
+
+
+def _mismatch(env, p, per):
+    wrapped = MismatchedActor(env, noise_std=1.0, p=p, per=per)
+    wrapped.push_policy_snapshot(policy_actor(env))
+    return wrapped
+
+
+#: name -> (factory(env, p, per), friction name recorded, replaces the action?)
+WRAPPERS = {
+    "stale": (_stale, "stale", True),
+    "mismatch": (_mismatch, "mismatch", True),
+    "bug_landmine": (lambda env, p, per: BuggyActor(env, p, per=per), "bug", True),
+    "bug_random": (lambda env, p, per: BuggyActor(env, p, bug="random", per=per), "bug", True),
+    "bug_callable": (lambda env, p, per: BuggyActor(env, p, bug=lambda o, a, rng: a, per=per), "bug", True),
+    "reward_coin": (lambda env, p, per: RewardCorruption(env, p, per=per), "reward_corruption", False),
+    "reward_gaussian": (lambda env, p, per: RewardCorruption(env, p, mode="gaussian", per=per), "reward_corruption", False),
+    "reward_sign_flip": (lambda env, p, per: RewardCorruption(env, p, mode="sign_flip", per=per), "reward_corruption", False),
+    "discovery": (lambda env, p, per: RareDiscovery(env, p, per=per), "discovery", True),
+}
+
+
+def strip_frictions(info: dict) -> dict:
+    return {k: v for k, v in info.items() if k not in (EXECUTED_ACTION, BEHAVIOR_LOG_PROB, FRICTIONS, TRUE_REWARD)}
+
+
+def fired(step: dict, name: str) -> bool:
+    return name in step["info"].get(FRICTIONS, ())
+
+
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+
+
+@FAST
+@given(
+    name=st.sampled_from(sorted(WRAPPERS)),
+    space=st.sampled_from(sorted(SPACES)),
+    per=st.sampled_from(["step", "episode"]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_p0_leaves_the_trajectory_identical(name, space, per, seed):
+    factory, _, _ = WRAPPERS[name]
+    clean = rollout(ToyEnv(space), seed, 60)
+    wrapped = rollout(factory(ToyEnv(space), 0.0, per), seed, 60)
+    for a, b in zip(clean, wrapped, strict=True):
+        np.testing.assert_array_equal(a["obs"], b["obs"])
+        assert (a["reward"], a["terminated"], a["truncated"]) == (b["reward"], b["terminated"], b["truncated"])
+        assert a["info"] == b["info"]  # no friction keys at all
+
+
+@FAST
+@given(
+    name=st.sampled_from(sorted(WRAPPERS)),
+    space=st.sampled_from(sorted(SPACES)),
+    per=st.sampled_from(["step", "episode"]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_p1_always_fires(name, space, per, seed):
+    factory, friction, replaces = WRAPPERS[name]
+    env = factory(ToyEnv(space), 1.0, per)
+    for step in rollout(env, seed, 60):
+        assert fired(step, friction)
+        assert (EXECUTED_ACTION in step["info"]) == replaces
+        if replaces:
+            executed = step["info"][EXECUTED_ACTION]
+            received = step["received"]
+            if isinstance(env.action_space, spaces.Box):
+                executed = np.clip(executed, env.action_space.low, env.action_space.high)
+            np.testing.assert_array_equal(received, executed)
+
+
+def test_binomial_interval_matches_known_values():
+    # Bin(3000, 0.3): mean 900, sd 25.1; a 99% interval is about mean +- 2.576 sd.
+    lo, hi = binomial_interval(3000, 0.3)
+    assert 833 <= lo <= 837 and 963 <= hi <= 967
+    assert binomial_interval(10, 0.5) == (1, 9)
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+@pytest.mark.parametrize("space", ["discrete", "box"])
+def test_rate_at_p03_per_step_is_binomial(name, space):
+    factory, friction, _ = WRAPPERS[name]
+    steps = rollout(factory(ToyEnv(space), 0.3, "step"), seed=7, n_steps=3000)
+    count = sum(fired(s, friction) for s in steps)
+    lo, hi = binomial_interval(len(steps), 0.3)
+    assert lo <= count <= hi, (count, lo, hi)
+
+
+@pytest.mark.parametrize("name", sorted(WRAPPERS))
+def test_rate_at_p03_per_episode_is_binomial_and_held(name):
+    factory, friction, _ = WRAPPERS[name]
+    steps = rollout(factory(ToyEnv("multidiscrete"), 0.3, "episode"), seed=11, n_steps=6000)
+    by_episode: dict[int, set] = {}
+    for s in steps:
+        by_episode.setdefault(s["episode"], set()).add(fired(s, friction))
+    assert all(len(v) == 1 for v in by_episode.values()), "a per-episode friction switched inside an episode"
+    count = sum(v == {True} for v in by_episode.values())
+    lo, hi = binomial_interval(len(by_episode), 0.3)
+    assert lo <= count <= hi, (count, lo, hi, len(by_episode))
+
+
+def test_seed_goes_unchanged_to_the_inner_env_and_streams_differ_per_class():
+    env = apply_frictions(ToyEnv("discrete"), bug=0.5, reward_corruption=0.5, discovery=0.5)
+    obs, _ = env.reset(seed=3)
+    raw_obs, _ = ToyEnv("discrete").reset(seed=3)
+    np.testing.assert_array_equal(obs, raw_obs)
+    layers = [env, env.env, env.env.env]
+    draws = [layer.rng.random(4).tolist() for layer in layers]
+    assert len({tuple(d) for d in draws}) == 3
+
+
+def test_reseeding_reproduces_the_frictions():
+    def run():
+        env = apply_frictions(ToyEnv("box"), bug={"p": 0.3, "bug": "random"}, reward_corruption={"p": 0.3, "mode": "gaussian"}, discovery=0.2)
+        return rollout(env, seed=5, n_steps=200)
+
+    a, b = run(), run()
+    for x, y in zip(a, b, strict=True):
+        assert x["reward"] == y["reward"] and x["info"].get(FRICTIONS) == y["info"].get(FRICTIONS)
+
+
+# ---------------------------------------------------------------- each wrapper's own semantics
+
+
+@pytest.mark.parametrize("space", sorted(SPACES))
+def test_landmine_defaults_to_the_zero_action_and_reports_certainty(space):
+    env = BuggyActor(ToyEnv(space), p=1.0)
+    env.reset(seed=0)
+    info = env.step(env.action_space.sample())[4]
+    expected = {"discrete": 0, "discrete_start": 2, "multidiscrete": [0, 0], "box": [0.0, 0.0]}[space]
+    np.testing.assert_array_equal(info[EXECUTED_ACTION], expected)
+    assert info[BEHAVIOR_LOG_PROB] == 0.0
+
+
+@pytest.mark.parametrize(
+    "space, expected",
+    [("discrete", -np.log(5)), ("multidiscrete", -np.log(12)), ("box", -2 * np.log(2.0))],
+)
+def test_buggy_actor_can_report_the_true_log_prob(space, expected):
+    env = BuggyActor(ToyEnv(space), p=1.0, bug="random", reported_log_prob=None)
+    env.reset(seed=0)
+    assert env.step(env.action_space.sample())[4][BEHAVIOR_LOG_PROB] == pytest.approx(expected)
+    env = BuggyActor(ToyEnv(space), p=1.0, bug="landmine", reported_log_prob=None)
+    env.reset(seed=0)
+    assert env.step(env.action_space.sample())[4][BEHAVIOR_LOG_PROB] == 0.0
+
+
+def test_buggy_random_covers_the_space():
+    env = BuggyActor(ToyEnv("multidiscrete"), p=1.0, bug="random")
+    seen = {tuple(s["info"][EXECUTED_ACTION]) for s in rollout(env, 0, 500)}
+    assert seen == {(i, j) for i in range(3) for j in range(4)}
+
+
+@pytest.mark.parametrize("space", sorted(SPACES))
+def test_discovery_executes_the_optimal_action_and_gets_its_reward(space):
+    env = RareDiscovery(ToyEnv(space), p=1.0)
+    for s in rollout(env, 1, 100):
+        assert s["reward"] == 1.0 and s["info"][BEHAVIOR_LOG_PROB] == 0.0
+
+
+def test_discovery_with_an_oracle():
+    env = RareDiscovery(ToyEnv("discrete"), p=1.0, oracle=lambda obs: 4, reported_log_prob=-0.5)
+    for s in rollout(env, 1, 20):
+        assert s["info"][EXECUTED_ACTION] == 4 and s["info"][BEHAVIOR_LOG_PROB] == -0.5
+
+
+@pytest.mark.parametrize("mode", ["coin", "gaussian", "sign_flip"])
+def test_reward_corruption_keeps_the_clean_reward_exactly_when_changed(mode):
+    clean = rollout(ToyEnv("discrete"), 2, 400)
+    dirty = rollout(RewardCorruption(ToyEnv("discrete"), p=0.5, mode=mode), 2, 400)
+    for c, d in zip(clean, dirty, strict=True):
+        changed = d["reward"] != c["reward"]
+        assert (TRUE_REWARD in d["info"]) == changed
+        if changed:
+            assert d["info"][TRUE_REWARD] == c["reward"] and fired(d, "reward_corruption")
+        if mode == "coin" and fired(d, "reward_corruption"):
+            assert d["reward"] in (0.0, 1.0)
+
+
+def test_reward_corruption_spares_discoveries_unless_asked():
+    spared = apply_frictions(ToyEnv("discrete"), discovery=1.0, reward_corruption={"p": 1.0, "mode": "sign_flip"})
+    assert all(s["reward"] == 1.0 and TRUE_REWARD not in s["info"] for s in rollout(spared, 0, 50))
+    hit = RewardCorruption(RareDiscovery(ToyEnv("discrete"), p=1.0), p=1.0, mode="sign_flip", spare_discoveries=False)
+    assert all(s["reward"] == -1.0 and s["info"][TRUE_REWARD] == 1.0 for s in rollout(hit, 0, 50))
+
+
+# ---------------------------------------------------------------- apply_frictions
+
+
+def test_apply_frictions_canonical_order_and_numbers():
+    assert CANONICAL_ORDER == ("discovery", "bug", "mismatch", "stale", "reward_corruption")
+    env = apply_frictions(ToyEnv("discrete"), stale=4, bug=0.2, reward_corruption=0.1, discovery=0.01)
+    layers = []
+    while isinstance(env, gym.Wrapper):
+        layers.append(env)
+        env = env.env
+    assert [type(x) for x in layers] == [RewardCorruption, StaleActor, BuggyActor, RareDiscovery]
+    assert layers[1].lag == 4 and layers[2].p == 0.2 and layers[0].p == 0.1 and layers[3].p == 0.01
+
+
+def test_apply_frictions_merges_stale_and_mismatch_into_one_actor():
+    env = apply_frictions(ToyEnv("discrete"), stale={"lag": 2, "random_lag": True}, mismatch=0.5)
+    assert type(env) is MismatchedActor and type(env.env) is ToyEnv
+    assert (env.lag, env.random_lag, env.noise_std) == (2, True, 0.5)
+    env.push_policy_snapshot(ConstantActor(1))
+    env.reset(seed=0)
+    assert env.step(0)[4][FRICTIONS] == ["mismatch", "stale"]
+    with pytest.raises(ValueError, match="p differs"):
+        apply_frictions(ToyEnv("discrete"), stale={"lag": 2, "p": 0.5}, mismatch={"noise_std": 1.0, "p": 0.2})
+
+
+def test_apply_frictions_with_nothing_returns_the_env():
+    env = ToyEnv("discrete")
+    assert apply_frictions(env) is env
+
+
+# ---------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize(
+    "make, argument",
+    [
+        (lambda e: BuggyActor(e, p=1.5), "p"),
+        (lambda e: BuggyActor(e, p=-0.1), "p"),
+        (lambda e: BuggyActor(e, p=float("nan")), "p"),
+        (lambda e: RewardCorruption(e, p="0.5"), "p"),
+        (lambda e: StaleActor(e, lag=-1), "lag"),
+        (lambda e: StaleActor(e, lag=1.5), "lag"),
+        (lambda e: StaleActor(e, lag=1, per="batch"), "per"),
+        (lambda e: MismatchedActor(e, noise_std=-1.0), "noise_std"),
+        (lambda e: RewardCorruption(e, p=0.1, mode="flip"), "mode"),
+        (lambda e: RewardCorruption(e, p=0.1, per="episodes"), "per"),
+        (lambda e: BuggyActor(e, p=0.1, bug="crash"), "bug"),
+        (lambda e: BuggyActor(e, p=0.1, landmine=7), "landmine"),
+        (lambda e: BuggyActor(e, p=0.1, bug=lambda o, a, r: a, reported_log_prob=None), "reported_log_prob"),
+        (lambda e: BuggyActor(e, p=0.1, reported_log_prob=0.5), "reported_log_prob"),
+        (lambda e: RareDiscovery(gym.make("CartPole-v1"), p=0.1), "oracle"),
+        (lambda e: RareDiscovery(e, p=0.1, oracle=3), "oracle"),
+        (lambda e: apply_frictions(e, bug="often"), "bug"),
+    ],
+)
+def test_bad_input_raises_value_error_naming_the_argument(make, argument):
+    with pytest.raises(ValueError, match=argument) as error:
+        make(ToyEnv("discrete"))
+    if argument in ("per", "mode", "bug"):
+        assert "one of" in str(error.value) or "dict" in str(error.value)
+
+
+def test_per_error_lists_accepted_values():
+    with pytest.raises(ValueError, match="'step', 'episode'"):
+        BuggyActor(ToyEnv("discrete"), p=0.1, per="batch")
+
+
+def test_landmine_outside_a_box_is_rejected():
+    with pytest.raises(ValueError, match="landmine"):
+        BuggyActor(ToyEnv("box"), p=0.1, landmine=[2.0, 0.0])
+    with pytest.raises(ValueError, match="landmine"):
+        BuggyActor(ToyEnv("multidiscrete"), p=0.1, landmine=[0, 9])
+
+
+def test_unsupported_action_space_is_rejected():
+    env = ToyEnv(spaces.MultiBinary(3))
+    with pytest.raises(ValueError, match="action_space"):
+        BuggyActor(env, p=0.1)
+
+
+def test_constructor_args_are_recorded():
+    env = BuggyActor(ToyEnv("discrete"), p=0.25, bug="random", per="episode")
+    assert env._saved_kwargs == {"p": 0.25, "bug": "random", "landmine": None, "reported_log_prob": 0.0, "per": "episode"}
+
+
+# ---------------------------------------------------------------- check_env and pickling on real envs
+
+ENV_IDS = [
+    "CartPole-v1",
+    "Pendulum-v1",
+    "HalfCheetah-v5",
+    "dg_envs/KArmedBandit-v0",
+    "dg_envs/ContextualBandit-v0",
+    "dg_envs/MNISTBandit-v0",
+    "dg_envs/TokenReversal-v0",
+]
+WRAPPER_NAMES = ["stale", "mismatch", "bug_landmine", "bug_random", "reward_coin", "reward_gaussian", "discovery", "all"]
+
+
+def wrap(name: str, env: gym.Env, p: float = 0.5, per: str = "step") -> gym.Env:
+    """Wrap ``env``; discovery uses the env's optimal_action when it has one, else a policy oracle."""
+    try:
+        env.get_wrapper_attr("optimal_action")
+        oracle = None
+    except AttributeError:
+        oracle = PolicyOracle(sb3_policy(env.observation_space, env.action_space))
+    if name == "all":
+        wrapped = apply_frictions(
+            env,
+            stale={"lag": 2, "random_lag": True, "p": p, "per": per},
+            mismatch={"noise_std": 0.5},
+            bug={"p": p, "per": per},
+            reward_corruption={"p": p, "per": per},
+            discovery={"p": p / 5, "oracle": oracle, "per": per},
+        )
+        assert push_policy_snapshot(wrapped, policy_actor(env)) == 1  # found below RewardCorruption
+        return wrapped
+    if name == "discovery":
+        return RareDiscovery(env, p, oracle=oracle, per=per)
+    return WRAPPERS[name][0](env, p, per)
+
+
+def _checker_warnings(env: gym.Env) -> set[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env, skip_render_check=True, skip_close_check=True)
+    return {str(w.message) for w in caught if "different from the unwrapped" not in str(w.message)}
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_check_env_and_pickle_every_wrapper(env_id):
+    """check_env passes with no warning beyond the raw env's own, and a pickled copy replays the same steps."""
+    baseline = _checker_warnings(gym.make(env_id).unwrapped)
+    for name in WRAPPER_NAMES:
+        for per in ("step", "episode"):
+            env = wrap(name, gym.make(env_id), per=per)
+            assert _checker_warnings(env) <= baseline, (name, per)
+            clone = pickle.loads(pickle.dumps(env))
+            a, b = rollout(env, 4, 12), rollout(clone, 4, 12)
+            for x, y in zip(a, b, strict=True):
+                np.testing.assert_array_equal(x["obs"], y["obs"])
+                assert x["reward"] == y["reward"], (name, per)
+                assert x["info"].get(FRICTIONS) == y["info"].get(FRICTIONS)
