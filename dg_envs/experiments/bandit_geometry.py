@@ -6,9 +6,13 @@ A softmax policy over ``n_arms`` arms in each of ``n_contexts`` contexts, reward
 with a *landmine*: with probability ``contamination`` the actor plays a fixed wrong arm
 (the distributed-DG paper's buggy actor). For each method, the expected update direction is
 
-    g = sum_x sum_a mu_x(a) * w(a) * U(a) * (e_a - pi_x),      U(a) = r(a) - E_mu[r],
+    g = sum_x sum_a mu_x(a) * w(a) * U(a) * (e_a - pi_x),
 
 with w = 1 for PG and w = sigmoid(U * (-log pi(a)) / eta) for DG (the library's ``dg_gate``).
+Two advantages: the paper's raw reward U = r (then DG's per-context weight is exactly
+p/(1+p) against PG's p, p = pi(y*)), and the baselined U = r - E_mu[r], which a learned value
+function approximates. Contamination only matters with a baseline: with U = r a landmine
+failure has U = 0 and moves neither method.
 We report 1 - cos against two references:
 
 * the true gradient of expected reward under the clean policy (what PG estimates without
@@ -53,7 +57,7 @@ class Config:
     contaminations: tuple[float, ...] = (0.0, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5)
     """Probability that the actor plays the landmine arm instead of sampling pi."""
     improvement_contaminations: tuple[float, ...] = (0.0, 0.1)
-    """Contamination levels at which the policy-improvement sweep is computed."""
+    """Contamination levels at which the policy-improvement sweep is computed (with the baseline)."""
     contamination_bonus: float = 3.0
     """Logit bonus at which the contamination sweep is computed."""
     eta: float = 1.0
@@ -75,17 +79,21 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def expected_update(
-    logits: np.ndarray, correct: np.ndarray, contamination: float, method: str, eta: float = 1.0
+    logits: np.ndarray, correct: np.ndarray, contamination: float, method: str, eta: float = 1.0,
+    baseline: bool = True,
 ) -> np.ndarray:
     """Exact expected update direction over all contexts, shape ``(n_contexts, n_arms)``.
 
     ``logits``: ``(n_contexts, n_arms)``; ``correct``: ``(n_contexts,)`` correct arms. The
     landmine of a context is the first arm that is not the correct one. Contexts are weighted
-    uniformly.
+    uniformly. ``baseline``: U = r - E_mu[r] (True) or the paper's U = r (False).
 
     >>> g = expected_update(np.zeros((1, 2)), np.array([0]), 0.0, "PG")
     >>> g.round(3).tolist()  # pi = (1/2, 1/2): U = +-1/2, g = 1/2*1/2*(1/2,-1/2) + 1/2*(-1/2)*(-1/2,1/2)
     [[0.25, -0.25]]
+    >>> g = expected_update(np.zeros((1, 2)), np.array([0]), 0.0, "DG", baseline=False)
+    >>> g.round(4).tolist()  # U = r: only y* moves, weight p * sigmoid(-log p) = p/(1+p) = 1/3
+    [[0.1667, -0.1667]]
     """
     from dg_envs.algos.gates import dg_gate
 
@@ -97,7 +105,7 @@ def expected_update(
     mu[rows, landmine] += contamination
     reward = np.zeros_like(pi)
     reward[rows, correct] = 1.0
-    advantage = reward - (mu * reward).sum(axis=1, keepdims=True)
+    advantage = reward - (mu * reward).sum(axis=1, keepdims=True) if baseline else reward
     if method == "PG":
         weight = np.ones_like(pi)
     elif method == "DG":
@@ -124,7 +132,7 @@ def _policy(rng: np.random.Generator, n_contexts: int, n_arms: int, bonus: float
     return logits, correct
 
 
-def _measure(logits, correct, contamination, eta) -> list[dict]:
+def _measure(logits, correct, contamination, eta, baseline=True) -> list[dict]:
     pi = softmax(logits)
     rows = np.arange(len(correct))
     p_correct = pi[rows, correct]
@@ -134,7 +142,7 @@ def _measure(logits, correct, contamination, eta) -> list[dict]:
     ce_grad = onehot - pi
     out = []
     for method in ("PG", "DG"):
-        g = expected_update(logits, correct, contamination, method, eta)
+        g = expected_update(logits, correct, contamination, method, eta, baseline)
         out.append(
             {
                 "method": method,
@@ -152,16 +160,16 @@ def run(config: Config, out_dir: Path | None = None, progress: bool = True, tens
     settings = {"single": (1, config.single_arms), "multi": (config.multi_contexts, config.multi_arms)}
     for setting, (n_contexts, n_arms) in settings.items():
         for seed in config.seeds:
-            for contamination in config.improvement_contaminations:
+            for baseline, contamination in [(False, 0.0)] + [(True, c) for c in config.improvement_contaminations]:
                 for bonus in config.bonuses:
                     logits, correct = _policy(np.random.default_rng(seed), n_contexts, n_arms, bonus)
-                    for rec in _measure(logits, correct, contamination, config.eta):
-                        records.append(dict(rec, setting=setting, sweep="improvement", seed=seed,
+                    for rec in _measure(logits, correct, contamination, config.eta, baseline):
+                        records.append(dict(rec, setting=setting, sweep="improvement", seed=seed, baseline=baseline,
                                             bonus=float(bonus), contamination=contamination))
             logits, correct = _policy(np.random.default_rng(seed), n_contexts, n_arms, config.contamination_bonus)
             for contamination in config.contaminations:
                 for rec in _measure(logits, correct, contamination, config.eta):
-                    records.append(dict(rec, setting=setting, sweep="contamination", seed=seed,
+                    records.append(dict(rec, setting=setting, sweep="contamination", seed=seed, baseline=True,
                                         bonus=config.contamination_bonus, contamination=contamination))
     if out_dir is not None:
         save_records(records, Path(out_dir), NAME)
@@ -186,19 +194,33 @@ def analyse(records: list[dict], out_dir: Path) -> str:
                 cells.append(format_mean_spread(vals))
             reference = "true gradient" if metric.endswith("true") else "CE oracle"
             rows.append([setting, reference, contamination, *cells])
-    table = markdown_table(["bandit", "1 - cos to", "contamination", "PG", "DG"], rows)
+    table = "As contamination grows (policy at logit bonus %g, U = r - E[r]):\n\n" % records[-1]["bonus"]
+    table += markdown_table(["bandit", "1 - cos to", "contamination", "PG", "DG"], rows)
+    rows = []
+    for baseline in (False, True):
+        recs = _select(records, setting="multi", sweep="improvement", baseline=baseline, contamination=0.0)
+        for bonus in sorted({r["bonus"] for r in recs})[:: max(1, len({r["bonus"] for r in recs}) // 5)]:
+            at = [r for r in recs if r["bonus"] == bonus]
+            error = np.mean([r["error"] for r in at])
+            rows.append(["U = r" if not baseline else "U = r - E[r]", f"{error:.3g}",
+                         *[format_mean_spread(r["one_minus_cos_ce"] for r in at if r["method"] == m) for m in ("PG", "DG")]])
+    table += "\n\nAs the policy improves (100 contexts x 10 arms, clean data), 1 - cos to the CE oracle:\n\n"
+    table += markdown_table(["advantage", "policy error 1 - pi(y*)", "PG", "DG"], rows)
 
     fig, axes = new_figure(ncols=3)
     panels = (("single", "one_minus_cos_true", "1 context x 100 arms: vs true gradient"),
               ("multi", "one_minus_cos_ce", "100 contexts x 10 arms: vs CE oracle"))
     for ax, (setting, metric, title) in zip(axes[:2], panels):
-        for contamination in sorted({r["contamination"] for r in _select(records, sweep="improvement")}):
+        variants = sorted({(r["baseline"], r["contamination"]) for r in _select(records, sweep="improvement")})
+        for baseline, contamination in variants:
             for method, style in (("PG", "--"), ("DG", "-")):
-                recs = _select(records, setting=setting, sweep="improvement", method=method, contamination=contamination)
+                recs = _select(records, setting=setting, sweep="improvement", method=method, baseline=baseline,
+                               contamination=contamination)
                 bonuses = sorted({r["bonus"] for r in recs})
                 err = [np.mean([r["error"] for r in recs if r["bonus"] == b]) for b in bonuses]
                 val = [np.mean([r[metric] for r in recs if r["bonus"] == b]) for b in bonuses]
-                ax.plot(err, val, style, label=f"{method}, contamination {contamination:g}")
+                label = f"{method}, U=r" if not baseline else f"{method}, U=r-E[r], contam. {contamination:g}"
+                ax.plot(err, val, style, label=label)
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=1e-4)
         ax.invert_xaxis()
