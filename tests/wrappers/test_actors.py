@@ -1,0 +1,235 @@
+"""Tests of the actors: SB3PolicyActor sampling and log-probs, the snapshot store, lag semantics, pushing."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _wrappers_test_utils import SPACES, ConstantActor, ToyEnv, rollout, sb3_policy  # noqa: E402
+
+from dg_envs.wrappers import (  # noqa: E402
+    Actor,
+    BuggyActor,
+    MismatchedActor,
+    PolicySnapshotStore,
+    SB3PolicyActor,
+    SnapshotCallback,
+    StaleActor,
+    push_policy_snapshot,
+)
+from dg_envs.wrappers.protocol import BEHAVIOR_LOG_PROB, EXECUTED_ACTION, FRICTIONS  # noqa: E402
+
+OBS_SPACE = spaces.Box(-1.0, 1.0, (3,), dtype=np.float32)
+ACTOR_SPACES = {**SPACES, "multibinary": spaces.MultiBinary(3)}
+
+
+def _obs(n=64, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 3)).astype(np.float32)
+
+
+@pytest.mark.parametrize("space", sorted(ACTOR_SPACES))
+def test_sb3_policy_actor_log_probs_match_sb3(space):
+    action_space = ACTOR_SPACES[space]
+    policy = sb3_policy(OBS_SPACE, action_space)
+    actor = SB3PolicyActor(policy)
+    assert isinstance(actor, Actor)
+    obs = _obs()
+    actions, log_probs = actor(obs, np.random.default_rng(0))
+    assert actions.shape == (64, *action_space.shape) and log_probs.shape == (64,)
+    assert all(action_space.contains(a) for a in actions) or isinstance(action_space, spaces.Box)
+    start = np.asarray(getattr(action_space, "start", 0))
+    with th.no_grad():
+        dist = policy.get_distribution(policy.obs_to_tensor(obs)[0])
+        expected = dist.log_prob(th.as_tensor(actions - start, dtype=th.float32 if space == "multibinary" else None)).numpy()
+    np.testing.assert_allclose(log_probs, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("space", ["discrete", "multidiscrete", "box"])
+def test_noise_gives_log_probs_of_the_perturbed_distribution(space):
+    actor = SB3PolicyActor(sb3_policy(OBS_SPACE, SPACES[space]))
+    obs = _obs(2000)
+    clean = actor(obs, np.random.default_rng(1))
+    noisy_actions, noisy_log_probs = actor(obs, np.random.default_rng(1), noise_std=2.0)
+    assert not np.allclose(clean[1], noisy_log_probs)
+    if space == "box":  # noise on the mean: samples (std 1 at init) spread to sqrt(1 + 4)
+        assert np.std(clean[0]) < 1.3 and np.std(noisy_actions) > 1.9
+    else:  # noisy logits make the (near-uniform) initial policy visibly sharper on average
+        assert np.mean(noisy_log_probs) > np.mean(clean[1]) + 0.1
+
+
+def test_sampling_follows_the_distribution_and_uses_only_the_numpy_rng():
+    policy = sb3_policy(OBS_SPACE, spaces.Discrete(4))
+    actor = SB3PolicyActor(policy)
+    obs = np.repeat(_obs(1), 20000, axis=0)
+    state = th.random.get_rng_state()
+    actions, log_probs = actor(obs, np.random.default_rng(2))
+    assert th.equal(state, th.random.get_rng_state())
+    freq = np.bincount(actions, minlength=4) / len(actions)
+    probs = np.exp([log_probs[actions == k][0] for k in range(4)])
+    # 4 sd of a frequency with n=20000 is < 0.015
+    np.testing.assert_allclose(freq, probs, atol=0.015)
+    again, _ = actor(obs, np.random.default_rng(2))
+    np.testing.assert_array_equal(actions, again)
+
+
+def test_snapshot_is_a_frozen_cpu_copy_without_optimizer_and_pickles():
+    model = PPO("MlpPolicy", "CartPole-v1", device="cpu", seed=0, policy_kwargs={"net_arch": [64, 64]})
+    actor = SB3PolicyActor(model.policy)
+    assert actor.policy.optimizer is None and model.policy.optimizer is not None
+    assert all(p.device.type == "cpu" and not p.requires_grad for p in actor.policy.parameters())
+    obs = np.zeros((5, 4), dtype=np.float32)
+    before = actor(obs, np.random.default_rng(0))
+    with th.no_grad():
+        for p in model.policy.parameters():
+            p.add_(1.0)
+    after = actor(obs, np.random.default_rng(0))
+    np.testing.assert_array_equal(before[1], after[1])
+    blob = pickle.dumps(actor)
+    n_params = sum(p.numel() for p in actor.policy.parameters())
+    assert len(blob) < 4 * n_params * 1.5 + 20_000  # float32 parameters + small overhead, no Adam state
+    clone = pickle.loads(blob)
+    np.testing.assert_array_equal(clone(obs, np.random.default_rng(0))[1], before[1])
+
+
+def test_snapshot_during_training_copies_without_the_last_distribution():
+    model = A2C("MlpPolicy", "CartPole-v1", n_steps=8, device="cpu", seed=0)
+    model.learn(16)
+    SB3PolicyActor(model.policy)  # the policy's action_dist holds non-leaf tensors now
+
+
+def test_unsupported_distribution_raises():
+    from stable_baselines3 import SAC
+
+    model = SAC("MlpPolicy", "Pendulum-v1", device="cpu")
+    with pytest.raises(NotImplementedError, match="SquashedDiagGaussian"):
+        SB3PolicyActor(model.policy.actor)
+
+
+def test_snapshot_store():
+    store = PolicySnapshotStore(max_size=3)
+    assert store.get(0) is None and store.num_updates == 0
+    for k in range(5):
+        store.push(k)
+    assert [store.get(lag) for lag in range(5)] == [4, 3, 2, 2, 2]
+    assert store.num_updates == 5 and len(store) == 3
+    with pytest.raises(ValueError, match="max_size"):
+        PolicySnapshotStore(0)
+
+
+# ---------------------------------------------------------------- lag semantics
+
+
+def _executed(env, n=1):
+    return [int(env.step(0)[4].get(EXECUTED_ACTION, -1)) for _ in range(n)]
+
+
+def test_stale_actor_lag_semantics_with_distinguishable_snapshots():
+    env = StaleActor(ToyEnv(gym.spaces.Discrete(10)), lag=2)
+    env.reset(seed=0)
+    assert _executed(env) == [-1]  # no snapshot yet: the learner's action runs, nothing recorded
+    env.push_policy_snapshot(ConstantActor(0, log_prob=-0.0))
+    assert _executed(env) == [0]  # fewer than lag updates: the oldest
+    env.push_policy_snapshot(ConstantActor(1, log_prob=-1.0))
+    assert _executed(env) == [0]
+    for k in range(2, 7):
+        env.push_policy_snapshot(ConstantActor(k, log_prob=-float(k)))
+        info = env.step(0)[4]
+        assert info[EXECUTED_ACTION] == k - 2 and info[BEHAVIOR_LOG_PROB] == -(k - 2)
+
+
+def test_random_lag_is_uniform_on_0_to_lag():
+    env = StaleActor(ToyEnv(gym.spaces.Discrete(10)), lag=3, random_lag=True)
+    for k in range(8):
+        env.push_policy_snapshot(ConstantActor(k))
+    lags = [7 - s["info"][EXECUTED_ACTION] for s in rollout(env, 0, 2000)]
+    counts = np.bincount(lags, minlength=4)
+    assert len(counts) == 4 and np.all(np.abs(counts / 2000 - 0.25) < 0.04), counts
+
+
+def test_random_lag_per_episode_is_held():
+    env = StaleActor(ToyEnv(gym.spaces.Discrete(10)), lag=3, random_lag=True, per="episode")
+    for k in range(8):
+        env.push_policy_snapshot(ConstantActor(k))
+    by_episode: dict[int, set] = {}
+    for s in rollout(env, 0, 1000):
+        by_episode.setdefault(s["episode"], set()).add(int(s["info"][EXECUTED_ACTION]))
+    assert all(len(v) == 1 for v in by_episode.values())
+    assert set().union(*by_episode.values()) == {4, 5, 6, 7}
+
+
+def test_push_forwards_to_inner_policy_wrappers():
+    inner = MismatchedActor(ToyEnv("discrete"), noise_std=0.1)
+    outer = StaleActor(BuggyActor(inner, p=0.0), lag=1)
+    assert outer.push_policy_snapshot(ConstantActor(1)) == 2
+    assert outer.snapshots.num_updates == inner.snapshots.num_updates == 1
+    # the inner (mismatched) actor is what the env executes: innermost replacement wins
+    outer.reset(seed=0)
+    info = outer.step(0)[4]
+    assert info[FRICTIONS] == ["mismatch", "stale"]
+
+
+# ---------------------------------------------------------------- push_policy_snapshot on vec envs
+
+
+def test_push_to_dummy_vec_env_shares_one_copy():
+    venv = make_vec_env(lambda: ToyEnv("discrete"), n_envs=3, wrapper_class=StaleActor, wrapper_kwargs={"lag": 1})
+    policy = sb3_policy(OBS_SPACE, SPACES["discrete"])
+    assert push_policy_snapshot(venv, policy) == 3
+    snapshots = [env.snapshots.get(0) for env in venv.envs]
+    assert isinstance(snapshots[0], SB3PolicyActor) and all(s is snapshots[0] for s in snapshots)
+    venv.reset()
+    infos = venv.step(np.zeros(3, dtype=np.int64))[3]
+    assert all(info[FRICTIONS] == ["stale"] for info in infos)
+
+
+def test_push_is_a_cheap_noop_without_policy_wrappers(monkeypatch):
+    venv = DummyVecEnv([lambda: BuggyActor(ToyEnv("discrete"), p=0.5)] * 2)
+    calls = []
+    original = venv.has_attr
+    monkeypatch.setattr(venv, "has_attr", lambda name: calls.append(name) or original(name))
+    policy = sb3_policy(OBS_SPACE, SPACES["discrete"])
+    assert push_policy_snapshot(venv, policy) == 0
+    assert push_policy_snapshot(venv, policy) == 0
+    assert calls == ["push_policy_snapshot"]  # asked once, then cached
+    assert push_policy_snapshot(ToyEnv("discrete"), policy) == 0
+
+
+def _stale_toy():
+    return StaleActor(ToyEnv("discrete"), lag=0)
+
+
+def test_push_to_subproc_vec_env():
+    venv = SubprocVecEnv([_stale_toy, _stale_toy], start_method="fork")
+    try:
+        assert push_policy_snapshot(venv, ConstantActor(3, log_prob=-0.25)) == 2
+        venv.reset()
+        infos = venv.step(np.zeros(2, dtype=np.int64))[3]
+        assert [(int(i[EXECUTED_ACTION]), i[BEHAVIOR_LOG_PROB]) for i in infos] == [(3, -0.25), (3, -0.25)]
+        policy = sb3_policy(OBS_SPACE, SPACES["discrete"])
+        assert push_policy_snapshot(venv, policy) == 2  # an SB3PolicyActor pickled across the pipes
+        infos = venv.step(np.zeros(2, dtype=np.int64))[3]
+        assert all(i[BEHAVIOR_LOG_PROB] < 0 for i in infos)
+    finally:
+        venv.close()
+
+
+def test_snapshot_callback_counts_train_calls():
+    venv = make_vec_env(lambda: ToyEnv("discrete"), n_envs=2, wrapper_class=StaleActor, wrapper_kwargs={"lag": 2})
+    model = PPO("MlpPolicy", venv, n_steps=8, batch_size=16, n_epochs=3, device="cpu", seed=0, policy_kwargs={"net_arch": [8]})
+    callback = SnapshotCallback()
+    model.learn(total_timesteps=16 * 4, callback=callback)
+    # 4 rollouts: a push at training start, then after each of the 3 train() calls that precede a rollout
+    assert callback.num_pushes == 4
+    assert venv.envs[0].snapshots.num_updates == 4
+    assert venv.envs[0].snapshots.get(2) is not venv.envs[0].snapshots.get(0)
