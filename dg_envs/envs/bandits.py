@@ -13,6 +13,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from dg_envs.envs.rendering import values_to_rgb
+
 __all__ = ["KArmedBanditEnv", "ContextualBanditEnv"]
 
 _REWARD_DISTS = ("bernoulli", "gaussian")
@@ -89,7 +91,8 @@ class KArmedBanditEnv(gym.Env):
     - ``correct_arm`` (int in [0, n_arms), optional): shorthand for one-hot ``means``.
       If neither ``means`` nor ``correct_arm`` is given, ``correct_arm=0``.
     - ``noise_std`` (float >= 0, default 1.0): Gaussian noise scale (ignored for Bernoulli).
-    - ``render_mode`` (``None`` | ``"ansi"``).
+    - ``render_mode`` (``None`` | ``"ansi"`` | ``"rgb_array"``: the arms' means in grey, the
+      last pull in red).
 
     ``info`` after the step holds ``"mean_reward"`` (the pulled arm's mean) and ``"regret"``
     (best mean minus that mean). ``optimal_action()`` returns the arm with the largest mean
@@ -112,7 +115,7 @@ class KArmedBanditEnv(gym.Env):
         (1.0, True, False, 0.0)
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -176,6 +179,9 @@ class KArmedBanditEnv(gym.Env):
         return np.zeros(1, np.float32), reward, True, False, info
 
     def render(self):
+        if self.render_mode == "rgb_array":
+            pulled = None if self._last is None else (0, self._last[0])
+            return values_to_rgb(np.asarray(self._means_list)[None, :], highlight=pulled)
         if self.render_mode != "ansi":
             return None
         if self._last is None:
@@ -240,7 +246,7 @@ class ContextualBanditEnv(gym.Env):
         1.0
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -322,6 +328,9 @@ class ContextualBanditEnv(gym.Env):
         return self._eye[c].copy(), reward, True, False, info
 
     def render(self):
+        if self.render_mode == "rgb_array":
+            pulled = None if self._last is None else (self.context, self._last[0])
+            return values_to_rgb(self.means, highlight=pulled)
         if self.render_mode != "ansi":
             return None
         head = f"context {self.context}/{self.n_contexts}, best arm {self._best_arms[self.context]}"

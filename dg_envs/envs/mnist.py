@@ -32,6 +32,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from dg_envs.envs.rendering import values_to_rgb
+
 SPLITS = ("train", "test")
 SOURCES = ("auto", "idx", "offline")
 
@@ -244,7 +246,7 @@ class MNISTBanditEnv(gym.Env):
         ``~/.cache/dg_envs/mnist``). Nothing is downloaded: see :func:`download_mnist`.
     flatten (bool): flat 784-vector observations (default True).
     verify (bool): check the IDX files' MD5 checksums and item counts (default True).
-    render_mode (None): no rendering.
+    render_mode (None | "rgb_array"): the current image, in grey, scaled up 4x.
 
     ## Version History
     v0: initial version.
@@ -261,7 +263,7 @@ class MNISTBanditEnv(gym.Env):
         (1.0, True, True)
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -272,8 +274,8 @@ class MNISTBanditEnv(gym.Env):
         verify: bool = True,
         render_mode: str | None = None,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         if not isinstance(flatten, bool):
             raise ValueError(f"flatten must be True or False, got {flatten!r}")
         #: the source actually used ("idx" or "offline"); pickles reload from it, not from "auto"
@@ -308,6 +310,11 @@ class MNISTBanditEnv(gym.Env):
         label = self._labels_list[self.index]
         reward = 1.0 if int(action) == label else 0.0
         return self._obs(), reward, True, False, {"label": label}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return values_to_rgb(self.images[self.index].reshape(28, 28), cell=4)
 
     def __getstate__(self) -> dict:
         # Pickle the recipe, not 50 MB of pixels: the arrays come back from the loader cache.

@@ -6,6 +6,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from dg_envs.envs.rendering import tokens_to_rgb
+
 TASKS = ("copy", "flip", "reverse_copy", "reverse_flip")
 REWARDS = ("bag", "sequential")
 
@@ -52,7 +54,8 @@ class TokenReversalEnv(gym.Env):
         ``"reverse_copy"``).
     reward (str): ``"bag"`` (default) or ``"sequential"``.
     kappa (float): weight of the partial credit in [0, 1] (default 1.0).
-    render_mode (str | None): None or ``"ansi"`` (a one-line text view).
+    render_mode (str | None): None, ``"ansi"`` (a one-line text view) or ``"rgb_array"``
+        (two rows of coloured cells: the prompt, the answer so far; blanks black).
 
     ## Version History
     v0: initial version.
@@ -72,7 +75,7 @@ class TokenReversalEnv(gym.Env):
         (1.0, True, 1.0, True)
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -97,8 +100,8 @@ class TokenReversalEnv(gym.Env):
             kappa_ok = False
         if not kappa_ok:
             raise ValueError(f"kappa must be a number in [0, 1], got {kappa!r}")
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.length = H = int(length)
         self.vocab_size = M = int(vocab_size)
         self.task = task
@@ -168,10 +171,12 @@ class TokenReversalEnv(gym.Env):
         info = {"token_accuracy": token_accuracy, "prefix_accuracy": prefix_accuracy, "perfect": perfect}
         return obs.copy(), reward, True, False, info
 
-    def render(self) -> str | None:
+    def render(self) -> str | np.ndarray | None:
+        H, M = self.length, self.vocab_size
+        if self.render_mode == "rgb_array":
+            return tokens_to_rgb(np.stack([self.prompt, self._obs[H : 2 * H]]), blank=M)
         if self.render_mode != "ansi":
             return None
-        H, M = self.length, self.vocab_size
         answer = " ".join("_" if t == M else str(t) for t in self._obs[H : 2 * H].tolist())
         prompt = " ".join(str(t) for t in self.prompt.tolist())
         return f"prompt: {prompt} | answer: {answer} | task: {self.task}"

@@ -93,3 +93,18 @@ def test_oracle_scores_maximum(env_id):
             done = terminated or truncated
         assert total == 1.0
         env.reset()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_make_vec_env_and_rgb_array(env_id):
+    """SB3's make_vec_env first asks for render_mode="rgb_array": every id must accept it."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    venv = make_vec_env(env_id, n_envs=2, seed=0, env_kwargs=KWARGS.get(env_id, {}))
+    venv.reset()
+    venv.step(np.zeros(2, dtype=np.int64))
+    frames = venv.get_images()
+    venv.close()
+    assert len(frames) == 2
+    for frame in frames:
+        assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3 and frame.size > 0
