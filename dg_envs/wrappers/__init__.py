@@ -2,7 +2,8 @@
 
 See :mod:`dg_envs.wrappers.frictions` (the wrappers and :func:`apply_frictions`),
 :mod:`dg_envs.wrappers.actors` (policy snapshots for the policy-driven actors) and
-:mod:`dg_envs.wrappers.protocol` (the ``info`` keys every friction writes).
+:mod:`dg_envs.wrappers.protocol` (the ``info`` keys every friction writes) and
+:mod:`dg_envs.wrappers.vector` (batched stale / mismatched actors around a whole SB3 VecEnv).
 """
 
 from dg_envs.wrappers.actors import Actor, PolicySnapshotStore, SB3PolicyActor, SnapshotCallback, push_policy_snapshot
@@ -16,6 +17,7 @@ from dg_envs.wrappers.frictions import (
     StaleActor,
     apply_frictions,
 )
+from dg_envs.wrappers.vector import VecMismatchedActor, VecStaleActor
 
 __all__ = [
     "Actor",
@@ -31,4 +33,6 @@ __all__ = [
     "apply_frictions",
     "CANONICAL_ORDER",
     "PER_VALUES",
+    "VecStaleActor",
+    "VecMismatchedActor",
 ]
