@@ -4,8 +4,9 @@ from dg_envs.algos.a2c import DGA2C, IWPG, PG, KondoA2C
 from dg_envs.algos.gates import delight, dg_gate, kondo_gate
 from dg_envs.algos.ppo import DGPPO, KondoPPO
 from dg_envs.algos.relabel import BehaviorRolloutBuffer, ExecutedActionMixin
+from dg_envs.algos.transformer import TokenTransformerExtractor
 
 __all__ = [
     "DGA2C", "DGPPO", "IWPG", "PG", "BehaviorRolloutBuffer", "ExecutedActionMixin",
-    "KondoA2C", "KondoPPO", "delight", "dg_gate", "kondo_gate",
+    "KondoA2C", "KondoPPO", "TokenTransformerExtractor", "delight", "dg_gate", "kondo_gate",
 ]

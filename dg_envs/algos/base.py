@@ -125,6 +125,10 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
         """Return the minibatch SB3 will run its differentiable forward/backward on."""
         return batch
 
+    def _value_weights(self, batch: Any) -> th.Tensor | None:
+        """Per-sample weights on the value-loss gradient (None: SB3's value loss unchanged)."""
+        return None
+
     # -- helpers -------------------------------------------------------------------------
     def _surprisal_kind(self) -> str:
         if self.surprisal != "auto":
@@ -165,6 +169,8 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
                 self._stats["screened"].append(len(batch.advantages))
                 batch = self._prepare_minibatch(batch)
                 self._stats["backward"].append(len(batch.advantages))
+                mask = getattr(self, "_policy_mask", None)
+                self._stats["kept"].append(len(batch.advantages) if mask is None else int(mask.sum()))
                 current["batch"] = batch
                 yield batch
 
@@ -174,11 +180,16 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
             if batch is not None:
                 adv = self._gate_advantages(batch.advantages)
                 surprise = self._surprise(log_prob, entropy)
-                self._stats["delight"].append(delight(adv, -surprise).mean().item())
-                self._stats["surprisal"].append(surprise.mean().item())
+                mask = getattr(self, "_policy_mask", None)  # Kondo: stats over kept samples only
+                chi = delight(adv, -surprise)
+                self._stats["delight"].append((chi if mask is None else chi[mask]).mean().item())
+                self._stats["surprisal"].append((surprise if mask is None else surprise[mask]).mean().item())
                 w = self._sample_weights(batch, adv, log_prob.detach(), surprise)
                 if w is not None:
                     log_prob = ScaleGradient.apply(log_prob, w.to(log_prob.dtype))
+                v = self._value_weights(batch)
+                if v is not None:
+                    values = ScaleGradient.apply(values, v.to(values.dtype).reshape(values.shape))
             return values, log_prob, entropy
 
         policy.evaluate_actions = evaluate_actions
@@ -194,18 +205,18 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
 
     def _record_stats(self) -> None:
         s, rec = self._stats, self.logger.record  # type: ignore[attr-defined]
-        screened, backward = sum(s["screened"]), sum(s["backward"])
+        screened, backward, kept = sum(s["screened"]), sum(s["backward"]), sum(s["kept"])
         if s["delight"]:
             rec("train/delight_mean", float(np.mean(s["delight"])))
             rec("train/surprisal_mean", float(np.mean(s["surprisal"])))
         for key in ("gate_mean", "iw_mean", "iw_max", "iw_truncated_fraction"):
             if s[key]:
                 rec(f"train/{key}", float(np.max(s[key]) if key == "iw_max" else np.mean(s[key])))
-        rec("train/kondo_kept_fraction", backward / max(1, screened))
+        rec("train/kondo_kept_fraction", kept / max(1, screened))
         rec("train/kondo_backward_samples", backward)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_stats"]  # type: ignore[misc]
+        return [*super()._excluded_save_params(), "_stats", "_policy_mask", "_value_mask"]  # type: ignore[misc]
 
 
 class DelightMixin(WeightedPolicyGradientMixin):
@@ -220,12 +231,23 @@ class DelightMixin(WeightedPolicyGradientMixin):
 
     def _sample_weights(self, batch, advantages, log_prob, surprise):
         w = dg_gate(advantages, -surprise, eta=self.eta)
-        self._stats["gate_mean"].append(w.mean().item())
+        mask = getattr(self, "_policy_mask", None)
+        self._stats["gate_mean"].append((w if mask is None else w[mask]).mean().item())
         return w
 
 
 class KondoMixin(DelightMixin):
-    """DG plus the Kondo gate: screen each minibatch without gradients, train on kept samples only."""
+    """DG plus the Kondo gate: screen each minibatch without gradients, train on kept samples only.
+
+    ``value_samples="uniform"`` (default): the differentiable forward/backward runs on the kept
+    samples plus a uniform random sample of the same size; the policy gradient uses the kept
+    ones only, the value loss the uniform ones only (an unbiased critic for at most twice the
+    kept cost). ``"kept"``: policy and value losses on the kept samples only (cheapest; the
+    critic then sees only high-delight samples and drifts).
+    """
+
+    _policy_mask: th.Tensor | None = None
+    _value_mask: th.Tensor | None = None
 
     def __init__(
         self,
@@ -234,6 +256,7 @@ class KondoMixin(DelightMixin):
         price: float | None = None,
         kondo_eta: float = 0.0,
         screen: str = "current",
+        value_samples: str = "uniform",
         **kwargs: Any,
     ) -> None:
         if keep_fraction is not None and price is not None:
@@ -247,7 +270,10 @@ class KondoMixin(DelightMixin):
             raise ValueError(f"kondo_eta must be finite, got {kondo_eta!r}")
         if screen not in ("current", "cached"):
             raise ValueError(f"screen must be 'current' or 'cached', got {screen!r}")
+        if value_samples not in ("uniform", "kept"):
+            raise ValueError(f"value_samples must be 'uniform' or 'kept', got {value_samples!r}")
         self.keep_fraction, self.price, self.kondo_eta, self.screen = keep_fraction, price, float(kondo_eta), screen
+        self.value_samples = value_samples
         super().__init__(*args, **kwargs)
 
     def train(self) -> None:
@@ -276,9 +302,25 @@ class KondoMixin(DelightMixin):
             keep = kondo_gate(adv, -surprise, price=self.price, keep_fraction=self.keep_fraction, eta=self.kondo_eta)
             if not keep.any():  # SB3's train() needs a non-empty batch: keep the most delightful
                 keep[th.argmax(delight(adv, -surprise))] = True
+        self._policy_mask = self._value_mask = None
         if bool(keep.all()):
             return batch
-        return _select(batch, keep)
+        if self.value_samples == "kept":
+            return _select(batch, keep)
+        # The critic learns from a uniform sample as large as the kept set: kept samples alone
+        # (high delight) would bias V upwards and make every advantage negative.
+        value = th.zeros_like(keep)
+        value[th.randperm(len(keep), device=keep.device)[: int(keep.sum())]] = True
+        selected = keep | value
+        self._policy_mask, self._value_mask = keep[selected], value[selected]
+        return _select(batch, selected)
+
+    def _sample_weights(self, batch, advantages, log_prob, surprise):
+        w = super()._sample_weights(batch, advantages, log_prob, surprise)
+        return w if self._policy_mask is None else w * self._policy_mask
+
+    def _value_weights(self, batch):
+        return None if self._value_mask is None else self._value_mask.float()
 
 
 def _select(batch: Any, keep: th.Tensor) -> Any:

@@ -59,7 +59,7 @@ class TokenTransformerExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim=d_model)
         self.length, self.vocab_size = H, M
         self.token_embedding = nn.Embedding(M + 1, d_model)  # M tokens + blank
-        self.position_embedding = nn.Parameter(th.randn(2 * H, d_model) * 0.02)
+        self.position_embedding = nn.Parameter(th.randn(2 * H, d_model))  # as large as token embeddings: attention must find positions
         layer = nn.TransformerEncoderLayer(
             d_model, n_heads, dim_feedforward or 2 * d_model, dropout=0.0, batch_first=True, norm_first=True
         )

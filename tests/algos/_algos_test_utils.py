@@ -36,3 +36,27 @@ class AlwaysReplace(gym.Wrapper):
         if replace:
             record_replacement(info, executed_action=self.action, behavior_log_prob=self.log_prob, friction="bug")
         return obs, r, term, trunc, info
+
+
+def bandit_venv(n_envs=8, n_contexts=5, n_arms=5, seed=0):
+    """A DummyVecEnv of the small contextual bandit (5 contexts x 5 arms)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    import dg_envs  # noqa: F401  (registers the ids)
+
+    venv = DummyVecEnv([lambda: gym.make("dg_envs/ContextualBandit-v0", n_contexts=n_contexts, n_arms=n_arms)] * n_envs)
+    venv.seed(seed)
+    return venv
+
+
+def bandit_accuracy(model, n_contexts=5, n_arms=5):
+    """Expected accuracy of the *stochastic* policy: mean over contexts of pi(correct arm | context).
+
+    Random play scores 1/n_arms. Stricter than the greedy action's accuracy.
+    """
+    env = gym.make("dg_envs/ContextualBandit-v0", n_contexts=n_contexts, n_arms=n_arms).unwrapped
+    obs = th.as_tensor(np.eye(n_contexts, dtype=np.float32))
+    with th.no_grad():
+        probs = model.policy.get_distribution(obs).distribution.probs
+    correct = th.as_tensor(np.asarray(env.correct_arms))
+    return float(probs[th.arange(n_contexts), correct].mean())

@@ -93,8 +93,9 @@ def test_pg_is_a2c_with_monte_carlo_advantages():
     assert_same_params(ours, ref)
 
 
-def test_kondo_trains_on_kept_samples_only():
-    model = KondoA2C("MlpPolicy", "CartPole-v1", keep_fraction=0.25, n_steps=16, **SMALL)
+@pytest.mark.parametrize("value_samples", ["kept", "uniform"])
+def test_kondo_trains_on_kept_samples_only(value_samples):
+    model = KondoA2C("MlpPolicy", "CartPole-v1", keep_fraction=0.25, value_samples=value_samples, n_steps=16, **SMALL)
     seen = []
     orig = model.policy.evaluate_actions
 
@@ -104,6 +105,9 @@ def test_kondo_trains_on_kept_samples_only():
 
     model.policy.evaluate_actions = spy
     model.learn(64)
-    # cached screening: no screening forward; the differentiable forward sees 4 of 16.
-    assert seen and set(seen) == {4}
-    assert model.logger.name_to_value.get("train/kondo_backward_samples", 4) == 4
+    # cached screening: no screening forward; the differentiable forward sees the 4 kept of 16
+    # (plus, for "uniform", a uniform value sample of 4, overlapping the kept ones or not).
+    assert seen and (set(seen) == {4} if value_samples == "kept" else all(4 <= n <= 8 for n in seen))
+    logged = model.logger.name_to_value
+    assert logged["train/kondo_kept_fraction"] == 0.25
+    assert logged["train/kondo_backward_samples"] == seen[-1]
