@@ -192,13 +192,18 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
                     values = ScaleGradient.apply(values, v.to(values.dtype).reshape(values.shape))
             return values, log_prob, entropy
 
+        # Instance attributes shadow the methods for this call only; restore whatever was there.
+        saved = [(obj, name, obj.__dict__.get(name)) for obj, name in ((policy, "evaluate_actions"), (buffer, "get"))]
         policy.evaluate_actions = evaluate_actions
         buffer.get = get
         try:
             super().train()  # type: ignore[misc]
         finally:
-            del policy.evaluate_actions
-            del buffer.get
+            for obj, name, previous in saved:
+                if previous is None:
+                    delattr(obj, name)
+                else:
+                    setattr(obj, name, previous)
             del self._evaluate_actions
         self._record_stats()
         self.snapshot_envs = push_snapshot(self.env, self.policy)  # type: ignore[attr-defined]
