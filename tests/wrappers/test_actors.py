@@ -233,3 +233,16 @@ def test_snapshot_callback_counts_train_calls():
     assert callback.num_pushes == 4
     assert venv.envs[0].snapshots.num_updates == 4
     assert venv.envs[0].snapshots.get(2) is not venv.envs[0].snapshots.get(0)
+
+
+@pytest.mark.parametrize("space", sorted(ACTOR_SPACES))
+def test_fast_path_equals_get_distribution(space):
+    """The fast path for plain ActorCriticPolicy samples exactly what get_distribution gives."""
+    actor = SB3PolicyActor(sb3_policy(OBS_SPACE, ACTOR_SPACES[space]))
+    assert actor._fast
+    obs = _obs(50)
+    fast = actor(obs, np.random.default_rng(0), noise_std=0.3)
+    actor._fast = False
+    slow = actor(obs, np.random.default_rng(0), noise_std=0.3)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_allclose(fast[1], slow[1], atol=1e-5)

@@ -1,0 +1,15 @@
+"""Steps/s of an env under each friction wrapper vs unwrapped (see dg_envs.bench.wrappers)."""
+
+import argparse
+
+from dg_envs.bench.wrappers import MIN_RATIO, bench_wrappers
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--env", default="CartPole-v1", help="Gymnasium env id (default CartPole-v1)")
+    parser.add_argument("--steps", type=int, default=20_000, help="steps per repeat")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats (the median is reported)")
+    args = parser.parse_args()
+    results = bench_wrappers(env_id=args.env, n_steps=args.steps, repeats=args.repeats)
+    slow = [r.label for r in results if not r.needs_policy and r.ratio < MIN_RATIO]
+    raise SystemExit(f"below {MIN_RATIO} of unwrapped: {slow}" if slow else 0)
