@@ -239,10 +239,29 @@ def test_snapshot_callback_counts_train_calls():
 def test_fast_path_equals_get_distribution(space):
     """The fast path for plain ActorCriticPolicy samples exactly what get_distribution gives."""
     actor = SB3PolicyActor(sb3_policy(OBS_SPACE, ACTOR_SPACES[space]))
-    assert actor._fast
+    assert actor._fast and actor._layers is not None
     obs = _obs(50)
-    fast = actor(obs, np.random.default_rng(0), noise_std=0.3)
+    results = [actor(obs, np.random.default_rng(0), noise_std=0.3)]  # numpy MLP
+    actor._layers = None
+    results.append(actor(obs, np.random.default_rng(0), noise_std=0.3))  # torch modules
     actor._fast = False
-    slow = actor(obs, np.random.default_rng(0), noise_std=0.3)
-    np.testing.assert_array_equal(fast[0], slow[0])
-    np.testing.assert_allclose(fast[1], slow[1], atol=1e-5)
+    results.append(actor(obs, np.random.default_rng(0), noise_std=0.3))  # get_distribution
+    for actions, log_probs in results[:2]:
+        np.testing.assert_allclose(actions, results[2][0], atol=1e-6)  # float rounding only (Box)
+        np.testing.assert_allclose(log_probs, results[2][1], atol=1e-5)
+
+
+def test_numpy_path_shares_the_snapshot_weights_and_survives_pickling():
+    from stable_baselines3.common.policies import ActorCriticCnnPolicy
+
+    actor = SB3PolicyActor(sb3_policy(OBS_SPACE, SPACES["discrete"]))
+    weight = actor.policy.mlp_extractor.policy_net[0].weight
+    assert np.shares_memory(actor._layers[0][0], weight.numpy())  # a view, not a copy
+    clone = pickle.loads(pickle.dumps(actor))
+    assert clone._layers is not None and np.shares_memory(clone._layers[0][0], clone.policy.mlp_extractor.policy_net[0].weight.numpy())
+    obs = _obs(10)
+    np.testing.assert_array_equal(actor(obs, np.random.default_rng(1))[0], clone(obs, np.random.default_rng(1))[0])
+    # Not a plain MLP on a flat Box: the torch path.
+    image = spaces.Box(0, 255, (3, 36, 36), dtype=np.uint8)
+    cnn = ActorCriticCnnPolicy(image, SPACES["discrete"], lr_schedule=lambda _: 1e-3)
+    assert SB3PolicyActor(cnn)._layers is None
