@@ -87,6 +87,11 @@ def test_snapshot_is_a_frozen_cpu_copy_without_optimizer_and_pickles():
     model = PPO("MlpPolicy", "CartPole-v1", device="cpu", seed=0, policy_kwargs={"net_arch": [64, 64]})
     actor = SB3PolicyActor(model.policy)
     assert actor.policy.optimizer is None and model.policy.optimizer is not None
+    assert actor.policy.value_net is None and actor.policy.mlp_extractor.value_net is None  # actor only
+    n_actor = sum(p.numel() for p in model.policy.mlp_extractor.policy_net.parameters()) + sum(
+        p.numel() for p in model.policy.action_net.parameters()
+    )
+    assert sum(p.numel() for p in actor.policy.parameters()) == n_actor
     assert all(p.device.type == "cpu" and not p.requires_grad for p in actor.policy.parameters())
     obs = np.zeros((5, 4), dtype=np.float32)
     before = actor(obs, np.random.default_rng(0))
@@ -100,6 +105,18 @@ def test_snapshot_is_a_frozen_cpu_copy_without_optimizer_and_pickles():
     assert len(blob) < 4 * n_params * 1.5 + 20_000  # float32 parameters + small overhead, no Adam state
     clone = pickle.loads(blob)
     np.testing.assert_array_equal(clone(obs, np.random.default_rng(0))[1], before[1])
+
+
+def test_snapshot_of_a_policy_with_unshared_extractors_keeps_only_the_actor():
+    model = PPO("MlpPolicy", "CartPole-v1", device="cpu", seed=0, policy_kwargs={"share_features_extractor": False})
+    actor = SB3PolicyActor(model.policy)
+    assert actor.policy.vf_features_extractor is None and actor.policy.pi_features_extractor is not None
+    obs = np.zeros((3, 4), dtype=np.float32)
+    with th.no_grad():
+        expected = model.policy.get_distribution(th.as_tensor(obs)).distribution.logits.numpy()
+    actor._layers, actor._fast = None, False  # through get_distribution on the actor-only copy
+    actions, log_probs = actor(obs, np.random.default_rng(0))
+    np.testing.assert_allclose(log_probs, expected[np.arange(3), actions] - np.log(np.exp(expected).sum(1)), atol=1e-5)
 
 
 def test_snapshot_during_training_copies_without_the_last_distribution():
