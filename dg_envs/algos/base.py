@@ -28,7 +28,6 @@ import math
 from collections import defaultdict
 from typing import Any
 
-import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.preprocessing import get_action_dim
@@ -182,8 +181,9 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
                 surprise = self._surprise(log_prob, entropy)
                 mask = getattr(self, "_policy_mask", None)  # Kondo: stats over kept samples only
                 chi = delight(adv, -surprise)
-                self._stats["delight"].append((chi if mask is None else chi[mask]).mean().item())
-                self._stats["surprisal"].append((surprise if mask is None else surprise[mask]).mean().item())
+                # Stats stay tensors until train() ends: no per-minibatch synchronisation.
+                self._stats["delight_mean"].append((chi if mask is None else chi[mask]).mean())
+                self._stats["surprisal_mean"].append((surprise if mask is None else surprise[mask]).mean())
                 w = self._sample_weights(batch, adv, log_prob.detach(), surprise)
                 if w is not None:
                     log_prob = ScaleGradient.apply(log_prob, w.to(log_prob.dtype))
@@ -211,12 +211,10 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
     def _record_stats(self) -> None:
         s, rec = self._stats, self.logger.record  # type: ignore[attr-defined]
         screened, backward, kept = sum(s["screened"]), sum(s["backward"]), sum(s["kept"])
-        if s["delight"]:
-            rec("train/delight_mean", float(np.mean(s["delight"])))
-            rec("train/surprisal_mean", float(np.mean(s["surprisal"])))
-        for key in ("gate_mean", "iw_mean", "iw_max", "iw_truncated_fraction"):
+        for key in ("delight_mean", "surprisal_mean", "gate_mean", "iw_mean", "iw_max", "iw_truncated_fraction"):
             if s[key]:
-                rec(f"train/{key}", float(np.max(s[key]) if key == "iw_max" else np.mean(s[key])))
+                values = th.stack([th.as_tensor(v, dtype=th.float32) for v in s[key]])
+                rec(f"train/{key}", float(values.max() if key == "iw_max" else values.mean()))
         rec("train/kondo_kept_fraction", kept / max(1, screened))
         rec("train/kondo_backward_samples", backward)
 
@@ -237,7 +235,7 @@ class DelightMixin(WeightedPolicyGradientMixin):
     def _sample_weights(self, batch, advantages, log_prob, surprise):
         w = dg_gate(advantages, -surprise, eta=self.eta)
         mask = getattr(self, "_policy_mask", None)
-        self._stats["gate_mean"].append((w if mask is None else w[mask]).mean().item())
+        self._stats["gate_mean"].append((w if mask is None else w[mask]).mean())
         return w
 
 
@@ -350,8 +348,8 @@ class ImportanceWeightMixin(WeightedPolicyGradientMixin):
         log_w = (log_prob - behaviour).clamp(max=80.0)  # exp(80) is finite in float32
         w = th.exp(log_w)
         if self.max_weight is not None:
-            self._stats["iw_truncated_fraction"].append((w > self.max_weight).float().mean().item())
+            self._stats["iw_truncated_fraction"].append((w > self.max_weight).float().mean())
             w = w.clamp(max=self.max_weight)
-        self._stats["iw_mean"].append(w.mean().item())
-        self._stats["iw_max"].append(w.max().item())
+        self._stats["iw_mean"].append(w.mean())
+        self._stats["iw_max"].append(w.max())
         return w

@@ -103,16 +103,20 @@ class InfoRecorder(VecEnvWrapper):
 class ExecutedActionMixin:
     """Mix into an SB3 on-policy algorithm (first in the bases) to train on executed actions.
 
+    Uses :class:`BehaviorRolloutBuffer` unless another ``rollout_buffer_class`` is given.
+
     After each rollout, ``self.relabelled_fraction`` holds the fraction of the buffer's
     entries that a wrapper replaced (logged as ``rollout/relabelled_fraction``).
     """
 
     relabelled_fraction: float = 0.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        if kwargs.get("rollout_buffer_class") is None:
-            kwargs["rollout_buffer_class"] = BehaviorRolloutBuffer
-        super().__init__(*args, **kwargs)
+    def _setup_model(self) -> None:
+        # Default buffer: ours, which also keeps behaviour log-probs. Dict observations keep
+        # SB3's DictRolloutBuffer (relabelled, but without behaviour log-probs).
+        if self.rollout_buffer_class is None and not isinstance(self.observation_space, spaces.Dict):  # type: ignore[has-type]
+            self.rollout_buffer_class = BehaviorRolloutBuffer
+        super()._setup_model()  # type: ignore[misc]
 
     def collect_rollouts(self, env: VecEnv, callback, rollout_buffer: RolloutBuffer, n_rollout_steps: int) -> bool:
         recorder = InfoRecorder(env)
