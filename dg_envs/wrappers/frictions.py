@@ -7,10 +7,11 @@ learner's action and records what really ran (see :mod:`dg_envs.wrappers.protoco
 ``info["executed_action"]``, ``info["behavior_log_prob"]`` and ``info["frictions"]``.
 
 Randomness comes only from each wrapper's own ``numpy.random.Generator``, seeded in
-``reset(seed=...)`` as ``np.random.default_rng([seed, OFFSET])`` with an offset fixed per
-wrapper class, so stacked wrappers of different classes draw from independent streams (two
-wrappers of the *same* class in one stack would share a stream). The seed is passed on to the
-inner env unchanged, so ``p=0`` leaves the trajectory identical to the unwrapped env's.
+``reset(seed=...)`` as ``np.random.default_rng([seed, OFFSET, depth])`` with an offset fixed
+per wrapper class and the number of friction wrappers below it, so stacked wrappers draw from
+independent streams (two of the same class included). The seed is passed on to the inner env
+unchanged, so ``p=0`` leaves the trajectory identical to the unwrapped env's. The per-step
+coin is drawn 256 uniforms at a time (a Python list pop per step: cheap steps).
 Before the first seeded reset a wrapper draws from an unseeded generator.
 
 Observation: the policy-driven actors (:class:`StaleActor`, :class:`MismatchedActor`) and an
@@ -131,8 +132,15 @@ class _Friction(gym.Wrapper):
         self.p = _check_probability(p)
         self.per = _check_choice(per, "per", PER_VALUES)
         self._rng: np.random.Generator | None = None
+        self._uniforms: list[float] = []  # a block of draws for the per-step coin (cheap steps)
         self._episode_fires = False
         self._obs: Any = None
+        # Part of the seed: two wrappers of the same class in one stack get different streams.
+        self._depth = 0
+        inner = env
+        while isinstance(inner, gym.Wrapper):
+            self._depth += isinstance(inner, _Friction)
+            inner = inner.env
 
     @property
     def rng(self) -> np.random.Generator:
@@ -143,7 +151,8 @@ class _Friction(gym.Wrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         if seed is not None:
-            self._rng = np.random.default_rng([int(seed), self._RNG_OFFSET])
+            self._rng = np.random.default_rng([int(seed), self._RNG_OFFSET, self._depth])
+            self._uniforms = []
         obs, info = self.env.reset(seed=seed, options=options)
         self._obs = obs
         if self.per == "episode":
@@ -157,7 +166,13 @@ class _Friction(gym.Wrapper):
     def _fires(self) -> bool:
         if self.per == "episode":
             return self._episode_fires
-        return self.rng.random() < self.p
+        p = self.p
+        if p <= 0.0 or p >= 1.0:
+            return p >= 1.0
+        uniforms = self._uniforms
+        if not uniforms:
+            uniforms = self._uniforms = self.rng.random(256).tolist()
+        return uniforms.pop() < p
 
 
 class _ActionFriction(_Friction):
@@ -179,7 +194,9 @@ class _ActionFriction(_Friction):
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         replacement = self._replace(action)
         if replacement is None:
-            obs, reward, terminated, truncated, info = self.env.step(action)
+            result = self.env.step(action)
+            self._obs = result[0]
+            return result
         else:
             executed, log_prob, names = replacement
             to_env = executed
@@ -597,10 +614,10 @@ class RewardCorruption(_Friction, RecordConstructorArgs):
         self.spare_discoveries = bool(spare_discoveries)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self._obs = obs
+        result = self.env.step(action)
         if not self._fires():
-            return obs, reward, terminated, truncated, info
+            return result
+        obs, reward, terminated, truncated, info = result
         if self.spare_discoveries and "discovery" in info.get(FRICTIONS, ()):
             return obs, reward, terminated, truncated, info
         if self.mode == "coin":

@@ -384,3 +384,9 @@ def test_check_env_and_pickle_every_wrapper(env_id):
                 np.testing.assert_array_equal(x["obs"], y["obs"])
                 assert x["reward"] == y["reward"], (name, per)
                 assert x["info"].get(FRICTIONS) == y["info"].get(FRICTIONS)
+
+
+def test_two_wrappers_of_the_same_class_draw_different_streams():
+    env = BuggyActor(BuggyActor(ToyEnv("discrete"), p=0.5), p=0.5)
+    env.reset(seed=0)
+    assert env.rng.random(4).tolist() != env.env.rng.random(4).tolist()
