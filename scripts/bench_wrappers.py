@@ -2,14 +2,17 @@
 
 import argparse
 
-from dg_envs.bench.wrappers import MIN_RATIO, bench_wrappers
+from dg_envs.bench.wrappers import MIN_RATIO, bench_vec_actors, bench_wrappers
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--env", default="CartPole-v1", help="Gymnasium env id (default CartPole-v1)")
     parser.add_argument("--steps", type=int, default=20_000, help="steps per repeat")
     parser.add_argument("--repeats", type=int, default=5, help="repeats (the median is reported)")
+    parser.add_argument("--n-envs", type=int, default=8, help="sub-envs for the batched-actor comparison")
     args = parser.parse_args()
     results = bench_wrappers(env_id=args.env, n_steps=args.steps, repeats=args.repeats)
+    print()
+    bench_vec_actors(env_id=args.env, n_envs=args.n_envs, n_steps=max(args.steps // 20, 1), repeats=args.repeats)
     slow = [r.label for r in results if not r.needs_policy and r.ratio < MIN_RATIO]
     raise SystemExit(f"below {MIN_RATIO} of unwrapped: {slow}" if slow else 0)

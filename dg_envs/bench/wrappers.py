@@ -1,7 +1,8 @@
 """Cost of each friction wrapper: steps/s wrapped vs unwrapped, in one run.
 
 Every configuration wraps a fresh ``gym.make(env_id)`` (Gymnasium's default wrappers
-included) and is stepped with uniformly random actions, resetting when an episode ends; the
+included) and is stepped with uniformly random actions (sampled before the clock starts),
+resetting when an episode ends; the
 unwrapped env is measured in the same run. Repeats are interleaved across configurations so
 that a slow moment of the machine hits all alike; medians over repeats are reported, as the
 ratio ``wrapped steps/s / unwrapped steps/s`` and as the added microseconds per step.
@@ -97,10 +98,13 @@ class WrapperBenchResult:
 def _steps_per_second(env: gym.Env, n_steps: int, seed: int) -> float:
     env.reset(seed=seed)
     env.action_space.seed(seed)
-    sample, step, reset = env.action_space.sample, env.step, env.reset
+    # Actions drawn before the clock starts: sampling is not the env's cost, and timing it
+    # would dilute the wrappers' overhead.
+    actions = [env.action_space.sample() for _ in range(1024)]
+    step, reset = env.step, env.reset
     start = time.perf_counter()
-    for _ in range(n_steps):
-        _, _, terminated, truncated, _ = step(sample())
+    for i in range(n_steps):
+        _, _, terminated, truncated, _ = step(actions[i & 1023])
         if terminated or truncated:
             reset()
     return n_steps / (time.perf_counter() - start)
@@ -156,7 +160,7 @@ def format_table(results: Sequence[WrapperBenchResult], env_id: str, n_steps: in
     """A plain-text table of the results."""
     width = max(len(r.label) for r in results)
     lines = [
-        f"{env_id}, random actions, resets included; median of {repeats} repeats x {n_steps} steps "
+        f"{env_id}, pre-sampled random actions, resets included; median of {repeats} repeats x {n_steps} steps "
         f"(policy-driven: x {max(n_steps // 10, 1)}); p = 0.5",
         f"{'friction':<{width}}  {'steps/s':>10}  {'ratio':>6}  {'+us/step':>9}  {'':>6}",
     ]
@@ -164,3 +168,74 @@ def format_table(results: Sequence[WrapperBenchResult], env_id: str, n_steps: in
         verdict = "" if r.label == "unwrapped" else ("policy" if r.needs_policy else ("ok" if r.ratio >= MIN_RATIO else "SLOW"))
         lines.append(f"{r.label:<{width}}  {r.steps_per_s:>10,.0f}  {r.ratio:>6.2f}  {r.us_per_step:>9.1f}  {verdict:>6}")
     return "\n".join(lines)
+
+
+@dataclass
+class VecActorBenchResult:
+    """Cost of a policy-driven actor across the sub-envs of a ``DummyVecEnv``."""
+
+    label: str  #: "unwrapped", "per-env StaleActor" or "VecStaleActor (batched)"
+    env_steps_per_s: float  #: median over repeats of sub-env steps per second
+    us_per_env_step: float  #: added cost per sub-env step in microseconds (from the medians)
+
+
+def bench_vec_actors(
+    env_id: str = "CartPole-v1",
+    n_envs: int = 8,
+    n_steps: int = 1_000,
+    repeats: int = 5,
+    lag: int = 4,
+    print_table: bool = True,
+    seed: int = 0,
+) -> list[VecActorBenchResult]:
+    """Per-env :class:`~dg_envs.wrappers.StaleActor` (one forward per sub-env) vs the batched
+    :class:`~dg_envs.wrappers.VecStaleActor` (one forward per vector step), on ``n_envs``
+    sub-envs of a ``DummyVecEnv``; ``n_steps`` vector steps per repeat, medians over repeats.
+
+    >>> rows = bench_vec_actors(n_envs=2, n_steps=20, repeats=1, print_table=False)
+    >>> [r.label for r in rows]
+    ['unwrapped', 'per-env StaleActor', 'VecStaleActor (batched)']
+    """
+    import numpy as np
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from dg_envs.wrappers import VecStaleActor
+
+    actor = _policy_actor(gym.make(env_id))
+    venvs = {
+        "unwrapped": make_vec_env(env_id, n_envs=n_envs, seed=seed),
+        "per-env StaleActor": make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=StaleActor, wrapper_kwargs={"lag": lag}),
+        "VecStaleActor (batched)": VecStaleActor(make_vec_env(env_id, n_envs=n_envs, seed=seed), lag=lag),
+    }
+    for venv in venvs.values():
+        push_policy_snapshot(venv, actor)
+        venv.reset()
+    space = venvs["unwrapped"].action_space
+    space.seed(seed)
+    actions = [np.stack([space.sample() for _ in range(n_envs)]) for _ in range(64)]
+
+    def env_steps_per_second(venv: Any, n: int) -> float:
+        start = time.perf_counter()
+        for i in range(n):
+            venv.step(actions[i & 63])
+        return n * n_envs / (time.perf_counter() - start)
+
+    for venv in venvs.values():  # warm-up
+        env_steps_per_second(venv, min(n_steps, 50))
+    runs: dict[str, list[float]] = {label: [] for label in venvs}
+    for _ in range(repeats):
+        for label, venv in venvs.items():
+            runs[label].append(env_steps_per_second(venv, n_steps))
+    for venv in venvs.values():
+        venv.close()
+    base = statistics.median(runs["unwrapped"])
+    rows = [
+        VecActorBenchResult(label, statistics.median(r), 1e6 * (1 / statistics.median(r) - 1 / base))
+        for label, r in runs.items()
+    ]
+    if print_table:
+        print(f"{env_id}, DummyVecEnv x {n_envs}, lag {lag}; median of {repeats} repeats x {n_steps} vector steps")
+        print(f"{'actor':<24}  {'env-steps/s':>11}  {'+us/env-step':>12}")
+        for r in rows:
+            print(f"{r.label:<24}  {r.env_steps_per_s:>11,.0f}  {r.us_per_env_step:>12.1f}")
+    return rows
