@@ -571,12 +571,22 @@ class RareDiscovery(_ActionFriction, RecordConstructorArgs):
 MODE_VALUES = ("coin", "gaussian", "sign_flip")
 
 
+def _finite_reward_range(env: gym.Env) -> tuple[float, float]:
+    """The env's ``reward_range`` if it declares a finite one (found through the stack), else (0, 1)."""
+    try:
+        low, high = (float(x) for x in env.get_wrapper_attr("reward_range"))
+    except (AttributeError, TypeError, ValueError):
+        return 0.0, 1.0
+    return (low, high) if np.isfinite(low) and np.isfinite(high) and low < high else (0.0, 1.0)
+
+
 class RewardCorruption(_Friction, RecordConstructorArgs):
     """With probability ``p`` the reward is corrupted; the clean one is kept in ``info["true_reward"]``.
 
     Modes: ``"coin"`` replaces the reward by ``low`` or ``high`` with probability 1/2 each
-    (the paper's random 0/1 reward; the defaults 0 and 1 fit our tasks, whose rewards lie in
-    [0, 1] — set them for other reward scales); ``"gaussian"`` adds ``N(0, noise_std**2)``;
+    (the paper's random 0/1 reward; by default the bounds of the env's ``reward_range`` when it
+    declares a finite one, else 0 and 1, which fit our tasks, whose rewards lie in [0, 1] — set
+    them for other reward scales; Gymnasium 1.x envs rarely declare a range); ``"gaussian"`` adds ``N(0, noise_std**2)``;
     ``"sign_flip"`` negates it. ``"reward_corruption"`` is added to ``info["frictions"]`` when
     the friction fires, and ``info["true_reward"]`` is present exactly when the reward changed
     (a coin that lands on the true value, or a flipped 0, changes nothing).
@@ -589,7 +599,8 @@ class RewardCorruption(_Friction, RecordConstructorArgs):
         env: the environment.
         p: probability of corruption, per step or per episode.
         mode: ``"coin"``, ``"gaussian"`` or ``"sign_flip"``.
-        low, high: the two rewards of ``"coin"`` (default 0 and 1).
+        low, high: the two rewards of ``"coin"`` (default: the env's finite ``reward_range``,
+            else 0 and 1).
         noise_std: standard deviation of ``"gaussian"`` noise (default 1).
         per: ``"step"`` or ``"episode"``.
         spare_discoveries: leave the reward of a discovery step clean (default True).
@@ -612,8 +623,8 @@ class RewardCorruption(_Friction, RecordConstructorArgs):
         env: gym.Env,
         p: float,
         mode: str = "coin",
-        low: float = 0.0,
-        high: float = 1.0,
+        low: float | None = None,
+        high: float | None = None,
         noise_std: float = 1.0,
         per: str = "step",
         spare_discoveries: bool = True,
@@ -623,6 +634,9 @@ class RewardCorruption(_Friction, RecordConstructorArgs):
         )
         _Friction.__init__(self, env, p, per)
         self.mode = _check_choice(mode, "mode", MODE_VALUES)
+        range_low, range_high = _finite_reward_range(env)
+        low = range_low if low is None else low
+        high = range_high if high is None else high
         for name, value in (("low", low), ("high", high)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")

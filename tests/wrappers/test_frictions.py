@@ -390,3 +390,17 @@ def test_two_wrappers_of_the_same_class_draw_different_streams():
     env = BuggyActor(BuggyActor(ToyEnv("discrete"), p=0.5), p=0.5)
     env.reset(seed=0)
     assert env.rng.random(4).tolist() != env.env.rng.random(4).tolist()
+
+
+def test_coin_bounds_default_to_a_finite_reward_range_else_0_1():
+    class Ranged(ToyEnv):
+        reward_range = (-2.0, 3.0)
+
+    assert (RewardCorruption(Ranged(), p=0.1).low, RewardCorruption(Ranged(), p=0.1).high) == (-2.0, 3.0)
+    assert (RewardCorruption(ToyEnv(), p=0.1).low, RewardCorruption(ToyEnv(), p=0.1).high) == (0.0, 1.0)
+    unbounded = Ranged()
+    unbounded.reward_range = (-float("inf"), float("inf"))
+    assert RewardCorruption(unbounded, p=0.1).high == 1.0
+    assert RewardCorruption(Ranged(), p=0.1, low=5.0, high=6.0).low == 5.0
+    rewards = {s["reward"] for s in rollout(RewardCorruption(Ranged(), p=1.0), 0, 200)}
+    assert rewards == {-2.0, 3.0}
