@@ -39,8 +39,8 @@ def rollout_policy_log_probs(model, buffer):
     return lp.numpy().reshape(buffer.log_probs.shape)
 
 
-def make_venv(wrapper, n_envs=2, cls=DummyVecEnv):
-    return cls([lambda: wrapper(Monitor(gym.make("CartPole-v1"))) for _ in range(n_envs)])
+def make_venv(wrapper, n_envs=2, cls=DummyVecEnv, **kwargs):
+    return cls([lambda: wrapper(Monitor(gym.make("CartPole-v1"))) for _ in range(n_envs)], **kwargs)
 
 
 @pytest.mark.parametrize("algo", [*ALGOS, RelabelledPPO])
@@ -95,9 +95,9 @@ def test_early_stop_of_collect_rollouts():
 
 
 def test_subproc_vec_env():
-    venv = make_venv(lambda e: AlwaysReplace(e, action=1), cls=SubprocVecEnv)
+    venv = make_venv(lambda e: AlwaysReplace(e, action=1), cls=SubprocVecEnv, start_method="fork")
     try:
-        model = KondoPPO("MlpPolicy", venv, keep_fraction=0.5, n_steps=16, batch_size=16, n_epochs=1, **SMALL)
+        model = KondoPPO("MlpPolicy", venv, keep_fraction=0.5, n_steps=16, batch_size=32, n_epochs=1, **SMALL)
         buffer = collect(model, 16)
         assert (buffer.actions == 1).all()
         model.learn(32)
