@@ -183,11 +183,19 @@ class SB3PolicyActor:
     Bernoulli (MultiBinary) and DiagGaussian (Box, not squashed, no gSDE). Others raise
     ``NotImplementedError`` at construction.
 
+    ``quantize_bits``: the reference code's optional actor quantisation. Each parameter tensor
+    of the copy is rounded to ``2**quantize_bits`` evenly spaced levels between its minimum and
+    maximum (per-tensor affine quantisation, stored back as float32), so the actor acts with a
+    coarser policy than the learner's; the reported log-probs are those of the quantised policy
+    (the one that acted).
+
     Args:
         policy: an SB3 ``BasePolicy`` whose ``get_distribution(obs)`` returns one of the above.
+        quantize_bits: None (exact copy) or an integer in 1..16.
     """
 
-    def __init__(self, policy: Any) -> None:
+    def __init__(self, policy: Any, quantize_bits: int | None = None) -> None:
+        _check_quantize_bits(quantize_bits)
         from stable_baselines3.common.distributions import (
             BernoulliDistribution,
             CategoricalDistribution,
@@ -219,6 +227,9 @@ class SB3PolicyActor:
         snapshot.set_training_mode(False)
         for param in snapshot.parameters():
             param.requires_grad_(False)
+        self.quantize_bits = quantize_bits
+        if quantize_bits is not None:
+            _quantize_(snapshot, quantize_bits)
         self.policy = snapshot
         self.action_space = policy.action_space
         self._kind = type(dist).__name__
@@ -352,13 +363,36 @@ class PolicySnapshotStore:
 _HAS_PUSH_CACHE: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
 
 
-def _as_actor(policy: Any) -> Actor:
+def _check_quantize_bits(quantize_bits: Any) -> None:
+    ok = quantize_bits is None or (
+        isinstance(quantize_bits, (int, np.integer)) and not isinstance(quantize_bits, bool) and 1 <= quantize_bits <= 16
+    )
+    if not ok:
+        raise ValueError(f"quantize_bits must be None or an integer in 1..16, got {quantize_bits!r}")
+
+
+def _quantize_(module: Any, bits: int) -> None:
+    """Round every parameter of ``module`` in place to ``2**bits`` levels spanning its range."""
+    import torch as th
+
+    levels = 2**bits - 1
+    with th.no_grad():
+        for param in module.parameters():
+            low, high = param.min(), param.max()
+            scale = (high - low) / levels
+            if scale > 0:
+                param.copy_(th.round((param - low) / scale) * scale + low)
+
+
+def _as_actor(policy: Any, quantize_bits: int | None = None) -> Actor:
     if isinstance(policy, SB3PolicyActor) or not hasattr(policy, "get_distribution"):
+        if quantize_bits is not None:
+            raise ValueError("quantize_bits applies when pushing an SB3 policy, not an Actor already built")
         return policy  # already an Actor
-    return SB3PolicyActor(policy)
+    return SB3PolicyActor(policy, quantize_bits=quantize_bits)
 
 
-def push_policy_snapshot(venv_or_env: Any, policy: Any) -> int:
+def push_policy_snapshot(venv_or_env: Any, policy: Any, quantize_bits: int | None = None) -> int:
     """Push one snapshot of ``policy`` to every policy-driven wrapper of ``venv_or_env``.
 
     ``venv_or_env`` is an SB3 ``VecEnv`` (``DummyVecEnv`` envs all receive the same actor
@@ -366,7 +400,9 @@ def push_policy_snapshot(venv_or_env: Any, policy: Any) -> int:
     ``policy`` is an SB3 policy (one :class:`SB3PolicyActor` copy is made) or already an
     :class:`Actor`. Returns how many envs accepted it: 0, cheaply and without copying the
     policy, when none has a policy-driven wrapper (for a VecEnv the answer is cached; SB3's
-    ``has_attr`` asks whether *all* envs have one).
+    ``has_attr`` asks whether *all* envs have one). ``quantize_bits`` quantises the copy (see
+    :class:`SB3PolicyActor`). Batched :class:`~dg_envs.wrappers.VecStaleActor` /
+    :class:`~dg_envs.wrappers.VecMismatchedActor` anywhere in the VecEnv stack are found too.
 
     Example:
         >>> import gymnasium as gym
@@ -393,13 +429,13 @@ def push_policy_snapshot(venv_or_env: Any, policy: Any) -> int:
                 pass
         if not has_push:
             return 0
-        results = venv_or_env.env_method("push_policy_snapshot", _as_actor(policy))
+        results = venv_or_env.env_method("push_policy_snapshot", _as_actor(policy, quantize_bits))
         return sum(1 for accepted in results if accepted)
     try:
         push = venv_or_env.get_wrapper_attr("push_policy_snapshot")
     except AttributeError:
         return 0
-    return 1 if push(_as_actor(policy)) else 0
+    return 1 if push(_as_actor(policy, quantize_bits)) else 0
 
 
 def _base_callback() -> type:
@@ -433,13 +469,15 @@ class SnapshotCallback(_base_callback()):  # type: ignore[misc]
         3
     """
 
-    def __init__(self, verbose: int = 0) -> None:
+    def __init__(self, verbose: int = 0, quantize_bits: int | None = None) -> None:
+        _check_quantize_bits(quantize_bits)
         super().__init__(verbose)
+        self.quantize_bits = quantize_bits
         self.num_pushes = 0
         self._last_n_updates: int | None = None
 
     def _push(self) -> None:
-        if push_policy_snapshot(self.training_env, self.model.policy):
+        if push_policy_snapshot(self.training_env, self.model.policy, quantize_bits=self.quantize_bits):
             self.num_pushes += 1
         self._last_n_updates = getattr(self.model, "_n_updates", None)
 

@@ -282,3 +282,32 @@ def test_numpy_path_shares_the_snapshot_weights_and_survives_pickling():
     image = spaces.Box(0, 255, (3, 36, 36), dtype=np.uint8)
     cnn = ActorCriticCnnPolicy(image, SPACES["discrete"], lr_schedule=lambda _: 1e-3)
     assert SB3PolicyActor(cnn)._layers is None
+
+
+@pytest.mark.parametrize("bits", [2, 8])
+def test_quantized_actor_acts_with_a_coarser_policy(bits):
+    policy = sb3_policy(OBS_SPACE, SPACES["discrete"])
+    actor = SB3PolicyActor(policy, quantize_bits=bits)
+    for (name, exact), quantized in zip(policy.named_parameters(), actor.policy.parameters()):
+        if "value" in name or "vf" in name:
+            continue
+        levels = np.unique(quantized.numpy())
+        assert len(levels) <= 2**bits
+        step = (exact.max() - exact.min()).item() / (2**bits - 1)
+        assert np.abs(quantized.numpy() - exact.detach().numpy()).max() <= step / 2 + 1e-6
+    obs = _obs(200)
+    exact_lp = SB3PolicyActor(policy)(obs, np.random.default_rng(0))[1]
+    quant_lp = actor(obs, np.random.default_rng(0))[1]
+    assert not np.allclose(exact_lp, quant_lp, atol=1e-7)  # a different (coarser) policy acted
+    if bits == 8:
+        np.testing.assert_allclose(exact_lp, quant_lp, atol=0.05)  # ... but close to the learner's
+
+
+def test_quantize_bits_is_validated_and_reaches_the_wrappers():
+    with pytest.raises(ValueError, match="quantize_bits"):
+        SB3PolicyActor(sb3_policy(OBS_SPACE, SPACES["discrete"]), quantize_bits=0)
+    with pytest.raises(ValueError, match="quantize_bits"):
+        SnapshotCallback(quantize_bits=True)
+    env = StaleActor(ToyEnv("discrete"), lag=0)
+    assert push_policy_snapshot(env, sb3_policy(OBS_SPACE, SPACES["discrete"]), quantize_bits=4) == 1
+    assert env.snapshots.get(0).quantize_bits == 4
