@@ -129,3 +129,15 @@ def test_stale_actor_gets_snapshots_without_a_callback(algo):
     stores = venv.get_attr("snapshots")
     assert all(len(s) >= 1 for s in stores)
     assert model.relabelled_fraction == 1.0  # the stale actor acted on every step
+
+
+@pytest.mark.skipif(not hasattr(wrappers, "VecStaleActor"), reason="VecStaleActor not available yet")
+def test_vec_stale_actor_gets_snapshots_and_is_relabelled():
+    venv = wrappers.VecStaleActor(make_venv(lambda e: e, n_envs=2), lag=1)
+    model = KondoA2C("MlpPolicy", venv, keep_fraction=0.5, n_steps=16, **SMALL)
+    model.learn(64)
+    assert model.snapshot_envs >= 1
+    assert model.relabelled_fraction == 1.0
+    buffer = model.rollout_buffer
+    # Relabelled log-probs are the rollout policy's, behaviour log-probs the stale actor's own.
+    assert not np.allclose(buffer.log_probs, buffer.behavior_log_probs)
