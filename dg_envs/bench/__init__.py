@@ -1,5 +1,35 @@
-"""Benchmarks: environment throughput (:func:`dg_envs.bench.envs.bench_envs`)."""
+"""Speed benchmarks, each reported as ratios measured in one run (medians over repeats).
+
+* :func:`dg_envs.bench.envs.bench_envs`: every env's steps/s vs Gymnasium's CartPole-v1;
+* :func:`dg_envs.bench.wrappers.bench_wrappers`: each friction's steps/s wrapped / unwrapped,
+  and :func:`~dg_envs.bench.wrappers.bench_vec_actors`: per-env vs batched policy actors;
+* :func:`dg_envs.bench.algos.bench_algos`: DGPPO vs SB3 PPO training throughput, and
+  KondoA2C vs DGA2C time inside ``train()`` with their MNIST test errors.
+
+``dg-envs bench`` runs them all (:func:`run_all`).
+"""
 
 from dg_envs.bench.envs import BenchResult, bench_envs
 
-__all__ = ["BenchResult", "bench_envs"]
+__all__ = ["BenchResult", "bench_envs", "run_all"]
+
+
+def run_all(quick: bool = False) -> dict:
+    """Run every benchmark, print its table, and return the results by name.
+
+    ``quick`` shrinks every size (a smoke test, not a measurement).
+    """
+    from dg_envs.bench.algos import bench_algos
+    from dg_envs.bench.wrappers import bench_vec_actors, bench_wrappers
+
+    steps, repeats = (2_000, 2) if quick else (20_000, 5)
+    results = {}
+    print("== environments: steps/s vs CartPole-v1 ==")
+    results["envs"] = bench_envs(n_steps=steps, repeats=repeats)
+    print("\n== friction wrappers: steps/s wrapped / unwrapped ==")
+    results["wrappers"] = bench_wrappers(n_steps=steps, repeats=repeats)
+    print()
+    results["vec_actors"] = bench_vec_actors(n_steps=max(steps // 20, 1), repeats=repeats)
+    print("\n== algorithms ==")
+    results["algos"] = bench_algos(quick=quick)
+    return results
