@@ -23,8 +23,12 @@ Box actions: a replacing actor's action is reported as sampled (a Gaussian sampl
 clipped, so its log-probability is its density, the convention SB3 uses for its own buffer);
 the environment receives it clipped into the Box.
 
-No vector (``gymnasium.vector``) versions exist; each wrapper works per sub-env (SB3's
-``DummyVecEnv`` / ``SubprocVecEnv`` and ``make_vec_env(wrapper_class=...)`` apply them).
+Each wrapper works per sub-env (SB3's ``DummyVecEnv`` / ``SubprocVecEnv`` and
+``make_vec_env(wrapper_class=...)`` apply them). The policy-driven actors call their snapshot
+on a batch of one observation per step; :mod:`dg_envs.wrappers.vector` has batched versions
+(:class:`~dg_envs.wrappers.VecStaleActor`, :class:`~dg_envs.wrappers.VecMismatchedActor`)
+that wrap a whole SB3 VecEnv and run one forward pass per vector step. No
+``gymnasium.vector`` versions exist.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from gymnasium.utils import RecordConstructorArgs
 
 from dg_envs.wrappers.actors import Actor, PolicySnapshotStore
 from dg_envs.wrappers.protocol import (
+    ACTOR_LAG,
     BEHAVIOR_LOG_PROB,
     EXECUTED_ACTION,
     FRICTIONS,
@@ -215,7 +220,8 @@ class _ActionFriction(_Friction):
             obs, reward, terminated, truncated, info = self.env.step(to_env)
             info = dict(info)  # never mutate a dict the inner env may keep
             # protocol.record_replacement, inlined (this is the hot path of every firing step)
-            if EXECUTED_ACTION not in info:
+            self._won = EXECUTED_ACTION not in info  # else an inner replacement ran
+            if self._won:
                 info[EXECUTED_ACTION] = executed
                 info[BEHAVIOR_LOG_PROB] = float(log_prob)
             frictions = info.get(FRICTIONS)
@@ -269,12 +275,21 @@ class _PolicyActorWrapper(_ActionFriction):
     def _names(self) -> tuple[str, ...]:
         return (self.friction_name,)
 
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        self._used_lag: int | None = None
+        result = super().step(action)
+        if self._used_lag is not None and self._won:  # its action ran; the info dict is a fresh copy
+            result[4].setdefault(ACTOR_LAG, self._used_lag)
+        return result
+
     def _replace(self, action: Any) -> tuple[Any, float, tuple[str, ...]] | None:
         if not self._fires():
             return None
-        actor = self.snapshots.get(self._current_lag())
+        lag = self._current_lag()
+        actor = self.snapshots.get(lag)
         if actor is None:  # no snapshot yet: the learner's action is the current policy's
             return None
+        self._used_lag = min(lag, len(self.snapshots) - 1)
         actions, log_probs = actor(_batch_of_one(self._obs), self.rng, noise_std=self.noise_std)
         return _as_action(self.env.action_space, actions[0]), float(log_probs[0]), self._names()
 
@@ -294,7 +309,9 @@ class StaleActor(_PolicyActorWrapper, RecordConstructorArgs):
     ``info["behavior_log_prob"]`` the stale policy's exact log-probability of it (what
     importance weighting needs), and ``"stale"`` is in ``info["frictions"]``.
 
-    No vector version; batch across sub-envs is left to the caller.
+    ``info["actor_lag"]`` is the age of the snapshot that acted (in learner updates: smaller
+    than ``lag`` while fewer updates have happened). Batched across the sub-envs of an SB3
+    VecEnv: :class:`~dg_envs.wrappers.VecStaleActor`.
 
     Args:
         env: the environment.

@@ -28,7 +28,15 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from dg_envs.wrappers.actors import Actor, PolicySnapshotStore
-from dg_envs.wrappers.protocol import ACTOR_LAG, FRICTIONS, MISMATCH, STALE, record_friction, record_replacement
+from dg_envs.wrappers.protocol import (
+    ACTOR_LAG,
+    EXECUTED_ACTION,
+    FRICTIONS,
+    MISMATCH,
+    STALE,
+    record_friction,
+    record_replacement,
+)
 
 __all__ = ["VecMismatchedActor", "VecStaleActor"]
 
@@ -180,11 +188,13 @@ class _VecPolicyActor(VecEnvWrapper):
                 if FRICTIONS in info:
                     info[FRICTIONS] = list(info[FRICTIONS])
                 names = self._names
-                action = int(executed[i]) if discrete else executed[i].copy()
+                action = np.int64(executed[i]) if discrete else executed[i].copy()
+                ours = EXECUTED_ACTION not in info  # else an inner, per-env replacement ran
                 record_replacement(info, action, float(log_probs[i]), names[0])
                 for name in names[1:]:
                     record_friction(info, name)
-                info.setdefault(ACTOR_LAG, int(used_lags[i]))
+                if ours:
+                    info[ACTOR_LAG] = int(used_lags[i])
                 infos[i] = info
             self._pending = None
         if self.per == "episode":

@@ -163,6 +163,24 @@ def test_stale_actor_lag_semantics_with_distinguishable_snapshots():
         env.push_policy_snapshot(ConstantActor(k, log_prob=-float(k)))
         info = env.step(0)[4]
         assert info[EXECUTED_ACTION] == k - 2 and info[BEHAVIOR_LOG_PROB] == -(k - 2)
+        assert info["actor_lag"] == 2
+
+
+def test_actor_lag_reports_the_age_of_the_snapshot_that_acted():
+    env = StaleActor(ToyEnv("discrete"), lag=3)
+    env.reset(seed=0)
+    assert "actor_lag" not in env.step(0)[4]
+    ages = []
+    for k in range(5):
+        env.push_policy_snapshot(ConstantActor(k % 5))
+        ages.append(env.step(0)[4]["actor_lag"])
+    assert ages == [0, 1, 2, 3, 3]
+    # an inner bug wins: its record is kept and the stale actor adds no lag to it
+    env = StaleActor(BuggyActor(ToyEnv("discrete"), p=1.0), lag=1)
+    env.push_policy_snapshot(ConstantActor(1))
+    env.reset(seed=0)
+    info = env.step(0)[4]
+    assert info[FRICTIONS] == ["bug", "stale"] and info[EXECUTED_ACTION] == 0 and "actor_lag" not in info
 
 
 def test_random_lag_is_uniform_on_0_to_lag():

@@ -84,6 +84,7 @@ def test_inner_per_env_replacement_wins():
     venv.reset()
     _, _, _, infos = venv.step(_actions(venv))
     assert all(info[EXECUTED_ACTION] == 3 and info[FRICTIONS] == ["bug", "stale"] for info in infos)
+    assert all(ACTOR_LAG not in info for info in infos)  # the stale actor's action did not run
 
 
 def test_push_reaches_a_wrapper_under_vec_monitor_and_per_env_actors_below():
