@@ -159,7 +159,7 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
     def train(self) -> None:
         policy, buffer = self.policy, self.rollout_buffer  # type: ignore[attr-defined]
         self._evaluate_actions = policy.evaluate_actions
-        self._stats: dict[str, list[float]] = defaultdict(list)
+        self._stats: dict[str, list[Any]] = defaultdict(list)
         orig_get = buffer.get
         current: dict[str, Any] = {}
 
