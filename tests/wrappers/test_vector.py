@@ -170,3 +170,20 @@ def test_bad_input_raises_value_error_naming_the_argument(kwargs, argument):
         VecStaleActor(_venv(n=1), **kwargs)
     with pytest.raises(ValueError, match="p must"):
         VecMismatchedActor(_venv(n=1), p=2.0)
+
+
+def test_our_algorithms_and_the_callback_feed_a_vec_stale_actor():
+    """DGPPO pushes at learn start and after every train(); SnapshotCallback does the same for PPO."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from dg_envs.algos import DGPPO
+    from dg_envs.wrappers import SnapshotCallback
+
+    venv = VecStaleActor(make_vec_env("CartPole-v1", n_envs=2, seed=0), lag=2)
+    model = DGPPO("MlpPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, device="cpu", seed=0)
+    model.learn(16 * 2 * 3)
+    assert venv.store.num_updates == 4 and model.relabelled_fraction == 1.0
+    venv = VecStaleActor(make_vec_env("CartPole-v1", n_envs=2, seed=0), lag=2)
+    callback = SnapshotCallback()
+    PPO("MlpPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, device="cpu", seed=0).learn(16 * 2 * 3, callback=callback)
+    assert callback.num_pushes == venv.store.num_updates == 3
