@@ -47,6 +47,12 @@ def run_experiment(name: str, quick: bool = False, seeds: int | None = None, out
 
     ``tensorboard_log``: a folder for SB3's TensorBoard logs of every training run (off by default).
     """
+    import torch
+
+    # Small networks gain nothing from intra-op threads, and on a shared 2-core machine two
+    # threads per process make runs several times slower: one thread each, and experiments
+    # can run side by side.
+    torch.set_num_threads(1)
     module = get_experiment(name)
     config = make_config(name, quick=quick, seeds=seeds, **overrides)
     out_dir = Path(out_dir)
