@@ -78,18 +78,15 @@ class Actor(Protocol):
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
 def _sample_categorical(logits: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Inverse-CDF sampling from rows of ``logits`` (batch, n); returns (actions, log_probs)."""
-    log_p = _log_softmax(logits)
-    cdf = np.cumsum(np.exp(log_p), axis=-1)
-    u = rng.random((logits.shape[0], 1)) * cdf[:, -1:]
-    actions = np.minimum((cdf < u).sum(axis=-1), logits.shape[-1] - 1)
-    return actions.astype(np.int64), log_p[np.arange(logits.shape[0]), actions]
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    weights = np.exp(shifted)
+    cdf = np.cumsum(weights, axis=-1)  # unnormalised: its last column is the partition function
+    total = cdf[:, -1:]
+    actions = np.minimum((cdf < rng.random((logits.shape[0], 1)) * total).sum(axis=-1), logits.shape[-1] - 1)
+    rows = np.arange(logits.shape[0])
+    return actions.astype(np.int64), shifted[rows, actions] - np.log(total[:, 0])
 
 
 def _has_standard_heads(policy: Any) -> bool:

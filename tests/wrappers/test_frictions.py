@@ -404,3 +404,24 @@ def test_coin_bounds_default_to_a_finite_reward_range_else_0_1():
     assert RewardCorruption(Ranged(), p=0.1, low=5.0, high=6.0).low == 5.0
     rewards = {s["reward"] for s in rollout(RewardCorruption(Ranged(), p=1.0), 0, 200)}
     assert rewards == {-2.0, 3.0}
+
+
+@pytest.mark.parametrize("space", ["discrete", "discrete_start"])
+def test_buggy_random_discrete_is_uniform(space):
+    env = BuggyActor(ToyEnv(space), p=1.0, bug="random")
+    # 30000 draws: with seed 0 the generator's own first 6000 uniforms put 1618 below 0.25
+    # (3.4 sd above 1500), so a smaller sample tests that seed's luck, not the mapping.
+    executed = [int(s["info"][EXECUTED_ACTION]) for s in rollout(env, 0, 30000)]
+    n = env.action_space.n
+    lo, hi = binomial_interval(30000, 1 / n, level=1 - 0.01 / n)  # Bonferroni over the n counts
+    for k in range(env.action_space.start, env.action_space.start + n):
+        assert lo <= executed.count(k) <= hi, (k, executed.count(k), lo, hi)
+
+
+def test_buggy_random_discrete_maps_uniforms_to_every_action():
+    env = BuggyActor(ToyEnv("discrete_start"), p=1.0, bug="random")
+    env.reset(seed=0)
+    draws = [0.0, 0.2499, 0.25, 0.5, 0.75, 0.9999999]
+    env._uniforms = list(reversed(draws))  # popped from the end
+    executed = [int(env.step(2)[4][EXECUTED_ACTION]) for _ in draws]
+    assert executed == [2, 2, 3, 4, 5, 5]
