@@ -499,6 +499,8 @@ class BuggyActor(_ActionFriction, RecordConstructorArgs):
         constant = not self._is_box or bounded_box
         self._uniform_log_prob = _uniform_log_prob(space, _zero_action(space)) if constant else None
         self._discrete_n = int(space.n) if isinstance(space, spaces.Discrete) else 0
+        self._box_low = space.low.astype(np.float64) if bounded_box else None
+        self._box_width = (space.high.astype(np.float64) - self._box_low) if bounded_box else None
 
     def _replace(self, action: Any) -> tuple[Any, float, tuple[str, ...]] | None:
         if not self._fires():
@@ -511,6 +513,8 @@ class BuggyActor(_ActionFriction, RecordConstructorArgs):
         elif self.bug == "random":
             if self._discrete_n:  # a scalar draw from the block: rng.integers costs ~2 us a call
                 executed = np.int64(space.start + min(int(self._uniform() * self._discrete_n), self._discrete_n - 1))
+            elif self._box_width is not None:  # bounded Box: ~5 us instead of ~30 us
+                executed = (self._box_low + self._box_width * self.rng.random(space.shape)).astype(space.dtype)
             else:
                 executed = _uniform_action(space, self.rng)
             true_log_prob = self._uniform_log_prob if self._uniform_log_prob is not None else _uniform_log_prob(space, executed)
