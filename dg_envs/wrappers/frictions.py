@@ -624,6 +624,11 @@ class RewardCorruption(_Friction, RecordConstructorArgs):
     ``info["frictions"]``) keeps its clean reward: the paper's precedence correct > random.
     Pass ``spare_discoveries=False`` to corrupt those too.
 
+    ``terminal_only=True`` corrupts only the reward of the step that ends an episode: for
+    tasks whose reward comes at the end (token reversal's sequence reward), where the paper
+    replaces the *answer's* reward and a coin on every zero intermediate reward would not be
+    the same friction.
+
     Args:
         env: the environment.
         p: probability of corruption, per step or per episode.
@@ -633,6 +638,7 @@ class RewardCorruption(_Friction, RecordConstructorArgs):
         noise_std: standard deviation of ``"gaussian"`` noise (default 1).
         per: ``"step"`` or ``"episode"``.
         spare_discoveries: leave the reward of a discovery step clean (default True).
+        terminal_only: corrupt only the reward of an episode's last step (default False).
 
     Example:
         >>> import gymnasium as gym
@@ -657,9 +663,11 @@ class RewardCorruption(_Friction, RecordConstructorArgs):
         noise_std: float = 1.0,
         per: str = "step",
         spare_discoveries: bool = True,
+        terminal_only: bool = False,
     ) -> None:
         RecordConstructorArgs.__init__(
-            self, p=p, mode=mode, low=low, high=high, noise_std=noise_std, per=per, spare_discoveries=spare_discoveries
+            self, p=p, mode=mode, low=low, high=high, noise_std=noise_std, per=per, spare_discoveries=spare_discoveries,
+            terminal_only=terminal_only,
         )
         _Friction.__init__(self, env, p, per)
         self.mode = _check_choice(mode, "mode", MODE_VALUES)
@@ -672,9 +680,14 @@ class RewardCorruption(_Friction, RecordConstructorArgs):
         self.low, self.high = float(low), float(high)
         self.noise_std = _check_non_negative(noise_std, "noise_std")
         self.spare_discoveries = bool(spare_discoveries)
+        if not isinstance(terminal_only, bool):
+            raise ValueError(f"terminal_only must be True or False, got {terminal_only!r}")
+        self.terminal_only = terminal_only
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         result = self.env.step(action)
+        if self.terminal_only and not (result[2] or result[3]):
+            return result
         if not self._fires():
             return result
         obs, reward, terminated, truncated, info = result

@@ -425,3 +425,23 @@ def test_buggy_random_discrete_maps_uniforms_to_every_action():
     env._uniforms = list(reversed(draws))  # popped from the end
     executed = [int(env.step(2)[4][EXECUTED_ACTION]) for _ in draws]
     assert executed == [2, 2, 3, 4, 5, 5]
+
+
+def test_reward_corruption_terminal_only_touches_only_the_last_reward():
+    """Token reversal pays at the end: per-episode corruption with terminal_only leaves the zero
+    intermediate rewards alone and corrupts exactly the final one (Gaussian noise: changes it a.s.)."""
+    env = RewardCorruption(
+        gym.make("dg_envs/TokenReversal-v0", length=4), p=1.0, mode="gaussian", noise_std=1.0, per="episode",
+        terminal_only=True,
+    )
+    env.reset(seed=0)
+    for step in range(4):
+        _, reward, terminated, _, info = env.step(env.get_wrapper_attr("optimal_action")())
+        if step < 3:
+            assert reward == 0.0 and "true_reward" not in info and "frictions" not in info
+    assert terminated and info["true_reward"] == 1.0 and reward != 1.0 and info["frictions"] == ["reward_corruption"]
+
+
+def test_reward_corruption_terminal_only_must_be_bool():
+    with pytest.raises(ValueError, match="terminal_only"):
+        RewardCorruption(gym.make("CartPole-v1"), p=0.5, terminal_only="yes")
