@@ -38,15 +38,15 @@ class Config:
 
     methods: tuple[str, ...] = ("PG", "PPO", "DGPPO", "KondoPPO")
     """PG: REINFORCE with a value baseline; PPO: SB3's; DGPPO / KondoPPO (keep_fraction 0.3): ours."""
-    length: int = 5
-    """Prompt length H of the friction sweep (the paper: 10)."""
+    length: int = 10
+    """Prompt length H of the friction sweep (the paper's 10)."""
     vocab_size: int = 2
     """Vocabulary size M of the friction sweep (the paper: 2)."""
-    lag: int = 4
+    lag: int = 8
     """Stale actor's lag, in learner updates."""
-    bug_p: float = 0.1
+    bug_p: float = 0.3
     """Probability that a whole answer is the landmine."""
-    reward_p: float = 0.1
+    reward_p: float = 0.3
     """Probability that an episode's reward is replaced by a fair coin."""
     discovery_p: float = 0.02
     """Probability that a whole answer is the correct one."""
@@ -55,7 +55,7 @@ class Config:
     n_envs: int = 8
     n_steps: int = 128
     """Steps per env per update: one update sees n_envs * n_steps / length answers."""
-    sizes: tuple[tuple[int, int], ...] = ((3, 2), (5, 2), (7, 2))
+    sizes: tuple[tuple[int, int], ...] = ((6, 2), (8, 2), (12, 2))
     """(H, M) of the task-size sweep, all four frictions on."""
     size_methods: tuple[str, ...] = ("PPO", "DGPPO")
     """Methods compared in the task-size sweep."""
@@ -67,7 +67,7 @@ class Config:
     @classmethod
     def quick(cls) -> "Config":
         """Minutes on 2 CPU cores: short runs, PPO vs DGPPO, no size sweep."""
-        return cls(methods=("PPO", "DGPPO"), total_updates=6, n_steps=64, sizes=(), eval_episodes=64)
+        return cls(methods=("PPO", "DGPPO"), length=5, total_updates=6, n_steps=64, sizes=(), eval_episodes=64)
 
 
 def friction_settings(config: Config) -> dict[str, dict]:
@@ -75,8 +75,7 @@ def friction_settings(config: Config) -> dict[str, dict]:
     one = {
         "stale": {"stale": config.lag},
         "bug": {"bug": {"p": config.bug_p, "per": "episode"}},
-        "reward": {"reward_corruption": {"p": config.reward_p, "per": "episode", "only_nonzero_steps": False,
-                                         "on_episode_end": True}},
+        "reward": {"reward_corruption": {"p": config.reward_p, "per": "episode", "terminal_only": True}},
         "discovery": {"discovery": {"p": config.discovery_p, "per": "episode"}},
     }
     settings = {"clean": {}, **one, "all": {k: v for kw in one.values() for k, v in kw.items()}}
