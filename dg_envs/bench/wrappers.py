@@ -5,7 +5,9 @@ included) and is stepped with uniformly random actions (sampled before the clock
 resetting when an episode ends; the
 unwrapped env is measured in the same run. Repeats are interleaved across configurations so
 that a slow moment of the machine hits all alike; medians over repeats are reported, as the
-ratio ``wrapped steps/s / unwrapped steps/s`` and as the added microseconds per step.
+ratio ``wrapped steps/s / unwrapped steps/s`` and as the added microseconds per step. Time is
+this process's CPU time (``time.process_time``), so other jobs on a shared machine do not
+enter the figures.
 
 Frictions that need no policy should keep >= 0.8 of the unwrapped speed
 (:data:`MIN_RATIO`). The policy-driven actors (stale, mismatched) run one forward pass of a
@@ -43,6 +45,11 @@ from dg_envs.wrappers import (
 
 #: The speed every friction that needs no policy must keep, relative to the unwrapped env.
 MIN_RATIO = 0.8
+
+#: The clock: this process's CPU time, not wall time. The machines this runs on are shared
+#: (tests of other work in parallel on 2 cores); wall-clock medians moved by +-20% between runs
+#: there, CPU time does not count the time other processes hold the core.
+_clock = time.process_time
 
 
 def _oracle(env: gym.Env) -> Callable[[Any], Any] | None:
@@ -102,12 +109,12 @@ def _steps_per_second(env: gym.Env, n_steps: int, seed: int) -> float:
     # would dilute the wrappers' overhead.
     actions = [env.action_space.sample() for _ in range(1024)]
     step, reset = env.step, env.reset
-    start = time.perf_counter()
+    start = _clock()
     for i in range(n_steps):
         _, _, terminated, truncated, _ = step(actions[i & 1023])
         if terminated or truncated:
             reset()
-    return n_steps / (time.perf_counter() - start)
+    return n_steps / (_clock() - start)
 
 
 def bench_wrappers(
@@ -160,7 +167,7 @@ def format_table(results: Sequence[WrapperBenchResult], env_id: str, n_steps: in
     """A plain-text table of the results."""
     width = max(len(r.label) for r in results)
     lines = [
-        f"{env_id}, pre-sampled random actions, resets included; median of {repeats} repeats x {n_steps} steps "
+        f"{env_id}, pre-sampled random actions, resets included, CPU time; median of {repeats} repeats x {n_steps} steps "
         f"(policy-driven: x {max(n_steps // 10, 1)}); p = 0.5",
         f"{'friction':<{width}}  {'steps/s':>10}  {'ratio':>6}  {'+us/step':>9}  {'':>6}",
     ]
@@ -215,10 +222,10 @@ def bench_vec_actors(
     actions = [np.stack([space.sample() for _ in range(n_envs)]) for _ in range(64)]
 
     def env_steps_per_second(venv: Any, n: int) -> float:
-        start = time.perf_counter()
+        start = _clock()
         for i in range(n):
             venv.step(actions[i & 63])
-        return n * n_envs / (time.perf_counter() - start)
+        return n * n_envs / (_clock() - start)
 
     for venv in venvs.values():  # warm-up
         env_steps_per_second(venv, min(n_steps, 50))
@@ -234,7 +241,7 @@ def bench_vec_actors(
         for label, r in runs.items()
     ]
     if print_table:
-        print(f"{env_id}, DummyVecEnv x {n_envs}, lag {lag}; median of {repeats} repeats x {n_steps} vector steps")
+        print(f"{env_id}, DummyVecEnv x {n_envs}, lag {lag}, CPU time; median of {repeats} repeats x {n_steps} vector steps")
         print(f"{'actor':<24}  {'env-steps/s':>11}  {'+us/env-step':>12}")
         for r in rows:
             print(f"{r.label:<24}  {r.env_steps_per_s:>11,.0f}  {r.us_per_env_step:>12.1f}")
