@@ -7,8 +7,8 @@ from dg_envs.bench.wrappers import MIN_RATIO, bench_vec_actors, bench_wrappers
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--env", default="CartPole-v1", help="Gymnasium env id (default CartPole-v1)")
-    parser.add_argument("--steps", type=int, default=20_000, help="steps per repeat")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats (the median is reported)")
+    parser.add_argument("--steps", type=int, default=2_000, help="steps per repeat (short slices, many repeats: robust to a busy machine)")
+    parser.add_argument("--repeats", type=int, default=41, help="interleaved repeats (the median is reported)")
     parser.add_argument("--n-envs", type=int, default=8, help="sub-envs for the batched-actor comparison")
     args = parser.parse_args()
     results = bench_wrappers(env_id=args.env, n_steps=args.steps, repeats=args.repeats)
