@@ -1,18 +1,20 @@
 """The papers' experiments, each a config dataclass + a sweep (``run``) + an ``analyse`` step.
 
 ``dg-envs experiment NAME`` runs one; :func:`run_experiment` is the same from Python.
-Each writes ``NAME.md`` (table, mean ± std over seeds), ``NAME.png`` and ``NAME.jsonl``
-(raw records) into the output folder, ``docs/results/`` by default.
+Each writes ``NAME.md`` (table, mean ± std over seeds), ``NAME.png``, ``NAME.jsonl`` (raw
+records) and ``NAME.config.json`` (the settings) into the output folder, ``docs/results/`` by
+default.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import time
 from pathlib import Path
 
-from dg_envs.experiments.common import RESULTS_DIR
+from dg_envs.experiments.common import RESULTS_DIR, save_records
 
 #: Experiment name -> module (imported on use: each pulls in what it needs).
 EXPERIMENTS = {
@@ -57,7 +59,9 @@ def run_experiment(name: str, quick: bool = False, seeds: int | None = None, out
     config = make_config(name, quick=quick, seeds=seeds, **overrides)
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    records = module.run(config, out_dir=out_dir, progress=progress, tensorboard_log=tensorboard_log)
+    records = module.run(config, progress=progress, tensorboard_log=tensorboard_log)
+    save_records(records, out_dir, name)
+    (out_dir / f"{name}.config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1, default=str))
     table = module.analyse(records, out_dir)
     elapsed = time.perf_counter() - start
     mode = "quick" if quick else "full"

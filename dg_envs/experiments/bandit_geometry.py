@@ -31,13 +31,13 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, save_records
+from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, write_page
 
 NAME = "bandit-geometry"
 
@@ -154,7 +154,7 @@ def _measure(logits, correct, contamination, eta, baseline=True) -> list[dict]:
     return out
 
 
-def run(config: Config, out_dir: Path | None = None, progress: bool = True, tensorboard_log: str | None = None) -> list[dict]:
+def run(config: Config, progress: bool = True, tensorboard_log: str | None = None) -> list[dict]:
     """All sweeps, one record per (setting, sweep point, seed, method)."""
     records = []
     settings = {"single": (1, config.single_arms), "multi": (config.multi_contexts, config.multi_arms)}
@@ -171,8 +171,6 @@ def run(config: Config, out_dir: Path | None = None, progress: bool = True, tens
                 for rec in _measure(logits, correct, contamination, config.eta):
                     records.append(dict(rec, setting=setting, sweep="contamination", seed=seed, baseline=True,
                                         bonus=config.contamination_bonus, contamination=contamination))
-    if out_dir is not None:
-        save_records(records, Path(out_dir), NAME)
     return records
 
 
@@ -182,8 +180,6 @@ def _select(records, **where):
 
 def analyse(records: list[dict], out_dir: Path) -> str:
     """Write ``bandit-geometry.md`` (table) and ``bandit-geometry.png`` (figure); return the table."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for setting, metric in (("single", "one_minus_cos_true"), ("multi", "one_minus_cos_true"), ("multi", "one_minus_cos_ce")):
         for contamination in sorted({r["contamination"] for r in _select(records, sweep="contamination")}):
@@ -239,12 +235,5 @@ def analyse(records: list[dict], out_dir: Path) -> str:
     ax.set_ylabel("1 - cos")
     ax.set_title("as contamination grows", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / f"{NAME}.png", dpi=120)
-    (out_dir / f"{NAME}.md").write_text(f"# {NAME}\n\n{table}\n")
-    return table
+    return write_page(out_dir, NAME, table, fig)
 
-
-def config_dict(config: Config) -> dict:
-    """The config as plain data (recorded beside the results)."""
-    return asdict(config)

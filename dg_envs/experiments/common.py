@@ -3,8 +3,11 @@
 An experiment (bsuite's split) is a module with
 
 * ``Config``: a dataclass, each field documented; ``Config.quick()`` gives the minutes-long variant;
-* ``run(config, out_dir, progress=True) -> list[dict]``: the sweep, one flat record per run;
-* ``analyse(records, out_dir) -> str``: writes ``<name>.md`` and ``<name>.png``, returns the table.
+* ``run(config, progress=True, tensorboard_log=None) -> list[dict]``: the sweep, one flat record per run;
+* ``analyse(records, out_dir) -> str``: writes ``<name>.md`` and ``<name>.png`` (with
+  :func:`write_page`), returns the table.
+
+:func:`dg_envs.experiments.run_experiment` ties them together and saves the raw records.
 """
 
 from __future__ import annotations
@@ -69,6 +72,16 @@ def load_records(path: Path) -> list[dict]:
     """Read records written by :func:`save_records`."""
     with Path(path).open() as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def write_page(out_dir: Path, name: str, table: str, fig) -> str:
+    """Write ``name.md`` (the table under a title) and ``name.png`` (the figure); return the table."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out_dir / f"{name}.png", dpi=120)
+    (out_dir / f"{name}.md").write_text(f"# {name}\n\n{table}\n")
+    return table
 
 
 def new_figure(ncols: int = 1, width: float = 5.0, height: float = 3.8):

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, save_records
+from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, write_page
 from dg_envs.experiments.training import RunSpec, classification_error, sequence_error, train_run
 
 NAME = "kondo-frontier"
@@ -82,7 +82,7 @@ def run_spec(config: Config, task: str, gate: dict, seed: int, tensorboard_log: 
     raise ValueError(f"task must be 'mnist' or 'token-reversal', got {task!r}")
 
 
-def run(config: Config, out_dir: Path | None = None, progress: bool = True, tensorboard_log: str | None = None) -> list[dict]:
+def run(config: Config, progress: bool = True, tensorboard_log: str | None = None) -> list[dict]:
     """Every (task, gate, seed): final error, backward samples, seconds in train()."""
     evaluators = {}
     if "mnist" in config.tasks:
@@ -98,15 +98,11 @@ def run(config: Config, out_dir: Path | None = None, progress: bool = True, tens
         records.append({"task": task, "gate": gate_label(gate), "seed": seed, "error": result["final"],
                         "backward_samples": result["backward_samples"], "train_seconds": result["train_seconds"],
                         "seconds": result["seconds"]})
-    if out_dir is not None:
-        save_records(records, Path(out_dir), NAME)
     return records
 
 
 def analyse(records: list[dict], out_dir: Path) -> str:
     """Table per task (error, backward passes, train() seconds) and error-vs-cost figures."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     tasks = list(dict.fromkeys(r["task"] for r in records))
     sections = []
     fig, axes = new_figure(ncols=2 * len(tasks), width=4.2)
@@ -130,8 +126,5 @@ def analyse(records: list[dict], out_dir: Path) -> str:
             ax.set_ylabel("error")
             ax.set_title(task, fontsize=9)
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / f"{NAME}.png", dpi=120)
     table = "\n\n".join(sections)
-    (out_dir / f"{NAME}.md").write_text(f"# {NAME}\n\n{table}\n")
-    return table
+    return write_page(out_dir, NAME, table, fig)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, save_records
+from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, write_page
 from dg_envs.experiments.training import RunSpec, classification_error, train_run
 
 NAME = "mnist-staleness"
@@ -91,7 +91,7 @@ def run_spec(config: Config, method: str, lag: int, seed: int, tensorboard_log: 
     )
 
 
-def run(config: Config, out_dir: Path | None = None, progress: bool = True, tensorboard_log: str | None = None) -> list[dict]:
+def run(config: Config, progress: bool = True, tensorboard_log: str | None = None) -> list[dict]:
     """Every (method, lag, seed): final test error and its learning curve."""
     from dg_envs.envs.mnist import load_mnist
 
@@ -103,15 +103,11 @@ def run(config: Config, out_dir: Path | None = None, progress: bool = True, tens
         result = train_run(run_spec(config, method, lag, seed, tensorboard_log), evaluate)
         records.append({"method": method, "lag": lag, "seed": seed, "test_error": result["final"],
                         "curve": result["curve"], "seconds": result["seconds"]})
-    if out_dir is not None:
-        save_records(records, Path(out_dir), NAME)
     return records
 
 
 def analyse(records: list[dict], out_dir: Path) -> str:
     """Table of test error (mean ± std over seeds) per lag and method, and the figure."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     methods = list(dict.fromkeys(r["method"] for r in records))
     lags = sorted({r["lag"] for r in records})
     cell = lambda m, lag: [r["test_error"] for r in records if r["method"] == m and r["lag"] == lag]  # noqa: E731
@@ -135,7 +131,4 @@ def analyse(records: list[dict], out_dir: Path) -> str:
     ax_curve.set_ylabel("test error")
     ax_curve.set_title(f"learning curves at D={lags[-1]}", fontsize=9)
     ax_curve.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / f"{NAME}.png", dpi=120)
-    (out_dir / f"{NAME}.md").write_text(f"# {NAME}\n\n{table}\n")
-    return table
+    return write_page(out_dir, NAME, table, fig)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, save_records
+from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, write_page
 from dg_envs.experiments.training import RunSpec, sequence_error, train_run
 
 NAME = "token-reversal-frictions"
@@ -107,7 +107,7 @@ def run_spec(config: Config, method: str, frictions: dict, length: int, vocab_si
                    tensorboard_log=tensorboard_log)
 
 
-def run(config: Config, out_dir: Path | None = None, progress: bool = True, tensorboard_log: str | None = None) -> list[dict]:
+def run(config: Config, progress: bool = True, tensorboard_log: str | None = None) -> list[dict]:
     """Both sweeps; one record per run."""
     grid = [("frictions", name, config.length, config.vocab_size, m, s)
             for name in friction_settings(config) for m in config.methods for s in config.seeds]
@@ -120,15 +120,11 @@ def run(config: Config, out_dir: Path | None = None, progress: bool = True, tens
         result = train_run(spec, evaluate)
         records.append({"sweep": sweep, "friction": name, "length": length, "vocab_size": vocab, "method": method,
                         "seed": seed, "sequence_error": result["final"], "seconds": result["seconds"]})
-    if out_dir is not None:
-        save_records(records, Path(out_dir), NAME)
     return records
 
 
 def analyse(records: list[dict], out_dir: Path) -> str:
     """Tables (friction x method; size x method) and a two-panel figure."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     fr = [r for r in records if r["sweep"] == "frictions"]
     methods = list(dict.fromkeys(r["method"] for r in fr))
     names = list(dict.fromkeys(r["friction"] for r in fr))
@@ -162,7 +158,4 @@ def analyse(records: list[dict], out_dir: Path) -> str:
         axes[1].set_ylabel("sequence error")
         axes[1].set_title("all four frictions, growing task", fontsize=9)
         axes[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / f"{NAME}.png", dpi=120)
-    (out_dir / f"{NAME}.md").write_text(f"# {NAME}\n\n{table}\n")
-    return table
+    return write_page(out_dir, NAME, table, fig)
