@@ -66,6 +66,7 @@ def run_experiment(name: str, quick: bool = False, seeds: int | None = None, out
     elapsed = time.perf_counter() - start
     mode = "quick" if quick else "full"
     with (out_dir / f"{name}.md").open("a") as f:
+        changed = f", settings changed: {overrides}" if overrides else ""
         f.write(f"\nProduced by `dg-envs experiment {name}{' --quick' if quick else ''}` "
-                f"({mode} mode, seeds {list(config.seeds)}) in {elapsed:.0f} s.\n")
+                f"({mode} mode, seeds {list(config.seeds)}{changed}) in {elapsed:.0f} s.\n")
     return table
