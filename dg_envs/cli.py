@@ -1,4 +1,4 @@
-"""The ``dg-envs`` command: the demo, the papers' experiments and the speed benchmarks.
+"""The dg-envs command: the demo, the papers' experiments and the speed benchmarks.
 
 >>> from dg_envs.cli import build_parser
 >>> build_parser().parse_args(["experiment", "bandit-geometry", "--quick"]).quick
