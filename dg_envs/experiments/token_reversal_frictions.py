@@ -24,8 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from stable_baselines3 import PPO
 from tqdm.auto import tqdm
 
+from dg_envs.algos import ExecutedActionMixin
 from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, write_page
 from dg_envs.experiments.training import RunSpec, sequence_error, train_run
 
@@ -37,16 +39,17 @@ class Config:
     """Settings of the token-reversal friction sweep."""
 
     methods: tuple[str, ...] = ("PG", "PPO", "DGPPO", "KondoPPO")
-    """PG: REINFORCE with a value baseline; PPO: SB3's; DGPPO / KondoPPO (keep_fraction 0.3): ours."""
+    """PG: REINFORCE with a value baseline; PPO: SB3's, trained on the executed action
+    (:class:`RelabelledPPO`); DGPPO / KondoPPO (keep_fraction 0.3): ours."""
     length: int = 10
     """Prompt length H of the friction sweep (the paper's 10)."""
     vocab_size: int = 2
     """Vocabulary size M of the friction sweep (the paper: 2)."""
     lag: int = 8
     """Stale actor's lag, in learner updates."""
-    bug_p: float = 0.3
+    bug_p: float = 0.1
     """Probability that a whole answer is the landmine."""
-    reward_p: float = 0.3
+    reward_p: float = 0.1
     """Probability that an episode's reward is replaced by a fair coin."""
     discovery_p: float = 0.02
     """Probability that a whole answer is the correct one."""
@@ -55,7 +58,7 @@ class Config:
     n_envs: int = 8
     n_steps: int = 128
     """Steps per env per update: one update sees n_envs * n_steps / length answers."""
-    sizes: tuple[tuple[int, int], ...] = ((6, 2), (8, 2), (12, 2))
+    sizes: tuple[tuple[int, int], ...] = ((6, 2), (8, 2))
     """(H, M) of the task-size sweep, all four frictions on."""
     size_methods: tuple[str, ...] = ("PPO", "DGPPO")
     """Methods compared in the task-size sweep."""
@@ -82,13 +85,20 @@ def friction_settings(config: Config) -> dict[str, dict]:
     return settings
 
 
+class RelabelledPPO(ExecutedActionMixin, PPO):
+    """SB3's PPO trained on the executed action: the fair PPO baseline under frictions.
+
+    Its ratio's denominator is the rollout policy's log-prob of the action that ran. Snapshots
+    for the stale actor come from :class:`~dg_envs.wrappers.SnapshotCallback` (added by
+    :func:`~dg_envs.experiments.training.train_run` for every SB3 baseline).
+    """
+
+
 def algorithm(method: str):
     """The class of a method name, and its extra keyword arguments."""
-    from stable_baselines3 import PPO
-
     from dg_envs.algos import DGPPO, PG, KondoPPO
 
-    table = {"PG": (PG, {}), "PPO": (PPO, {}), "DGPPO": (DGPPO, {}), "KondoPPO": (KondoPPO, {"keep_fraction": 0.3})}
+    table = {"PG": (PG, {}), "PPO": (RelabelledPPO, {}), "DGPPO": (DGPPO, {}), "KondoPPO": (KondoPPO, {"keep_fraction": 0.3})}
     if method not in table:
         raise ValueError(f"method must be one of {sorted(table)}, got {method!r}")
     return table[method]

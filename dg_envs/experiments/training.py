@@ -15,7 +15,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 import dg_envs  # noqa: F401  (registers the environment ids)
-from dg_envs.wrappers import apply_frictions
+from dg_envs.algos.base import WeightedPolicyGradientMixin
+from dg_envs.wrappers import SnapshotCallback, apply_frictions
 
 
 @dataclass
@@ -111,13 +112,17 @@ def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: boo
                       tensorboard_log=spec.tensorboard_log, **spec.algo_kwargs)
     cost = _UpdateCost()
     callbacks = [cost]
+    if not issubclass(spec.algo, WeightedPolicyGradientMixin):
+        # An SB3 baseline does not feed stale/mismatched actors by itself: without snapshots
+        # they would pass its own actions through, and the baseline would face no staleness.
+        callbacks.append(SnapshotCallback())
     if spec.eval_every:
         callbacks.append(_PeriodicEval(evaluate, spec.eval_every))
     start = time.perf_counter()
     model.learn(spec.total_updates * spec.n_envs * spec.n_steps, callback=callbacks, progress_bar=progress_bar)
     seconds = time.perf_counter() - start
     final = float(evaluate(model))
-    curve = (callbacks[1].curve if spec.eval_every else []) + [(spec.total_updates, final)]
+    curve = (callbacks[-1].curve if spec.eval_every else []) + [(spec.total_updates, final)]
     venv.close()
     return {"final": final, "curve": curve, "seconds": seconds, "train_seconds": cost.train_seconds,
             "backward_samples": cost.backward_samples}
