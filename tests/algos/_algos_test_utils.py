@@ -2,7 +2,6 @@
 
 import gymnasium as gym
 import numpy as np
-import pytest
 import torch as th
 
 from dg_envs.wrappers.protocol import record_replacement

@@ -3,7 +3,6 @@
 import os
 import sys
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th

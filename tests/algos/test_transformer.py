@@ -3,7 +3,6 @@
 import time
 
 import gymnasium as gym
-import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
