@@ -60,6 +60,16 @@ def _draw_reward(rng: np.random.Generator, mean: float, reward_dist: str, noise_
     return mean + noise_std * float(rng.standard_normal())
 
 
+def _checked_arm(action, n_arms: int, done: bool) -> int:
+    """The pulled arm as an int, after checking the episode is live and the arm exists."""
+    if done:
+        raise RuntimeError("the episode is over: call reset() before step()")
+    arm = int(action)
+    if not 0 <= arm < n_arms:
+        raise ValueError(f"action must be in [0, {n_arms}), got {action!r}")
+    return arm
+
+
 class KArmedBanditEnv(gym.Env):
     """A K-armed bandit played as one-step episodes.
 
@@ -166,11 +176,7 @@ class KArmedBanditEnv(gym.Env):
         return np.zeros(1, np.float32), {}
 
     def step(self, action):
-        if self._done:
-            raise RuntimeError("the episode is over: call reset() before step()")
-        a = int(action)
-        if not 0 <= a < self.n_arms:
-            raise ValueError(f"action must be in [0, {self.n_arms}), got {action!r}")
+        a = _checked_arm(action, self.n_arms, self._done)
         mean = self._means_list[a]
         reward = _draw_reward(self.np_random, mean, self.reward_dist, self.noise_std)
         self._done = True
@@ -314,11 +320,7 @@ class ContextualBanditEnv(gym.Env):
         return self._eye[self.context].copy(), {"context": self.context}
 
     def step(self, action):
-        if self._done:
-            raise RuntimeError("the episode is over: call reset() before step()")
-        a = int(action)
-        if not 0 <= a < self.n_arms:
-            raise ValueError(f"action must be in [0, {self.n_arms}), got {action!r}")
+        a = _checked_arm(action, self.n_arms, self._done)
         c = self.context
         mean = self._means_list[c][a]
         reward = _draw_reward(self.np_random, mean, self.reward_dist, self.noise_std)
