@@ -24,12 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from stable_baselines3 import PPO
 from tqdm.auto import tqdm
 
-from dg_envs.algos import ExecutedActionMixin
 from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, write_page
-from dg_envs.experiments.training import RunSpec, sequence_error, train_run
+from dg_envs.experiments.training import RelabelledPPO, RunSpec, sequence_error, train_run
 
 NAME = "token-reversal-frictions"
 
@@ -83,15 +81,6 @@ def friction_settings(config: Config) -> dict[str, dict]:
     }
     settings = {"clean": {}, **one, "all": {k: v for kw in one.values() for k, v in kw.items()}}
     return settings
-
-
-class RelabelledPPO(ExecutedActionMixin, PPO):
-    """SB3's PPO trained on the executed action: the fair PPO baseline under frictions.
-
-    Its ratio's denominator is the rollout policy's log-prob of the action that ran. Snapshots
-    for the stale actor come from :class:`~dg_envs.wrappers.SnapshotCallback` (added by
-    :func:`~dg_envs.experiments.training.train_run` for every SB3 baseline).
-    """
 
 
 def algorithm(method: str):

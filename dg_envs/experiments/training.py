@@ -11,12 +11,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 import dg_envs  # noqa: F401  (registers the environment ids)
+from dg_envs.algos import ExecutedActionMixin
 from dg_envs.algos.base import WeightedPolicyGradientMixin
 from dg_envs.wrappers import SnapshotCallback, apply_frictions
+
+
+class RelabelledPPO(ExecutedActionMixin, PPO):
+    """SB3's PPO trained on the executed action: the fair PPO baseline under frictions.
+
+    Its ratio's denominator is the rollout policy's log-prob of the action that ran. Snapshots
+    for the stale actor come from :class:`~dg_envs.wrappers.SnapshotCallback` (added by
+    :func:`train_run` for every SB3 baseline).
+    """
 
 
 @dataclass
@@ -96,11 +107,13 @@ class _UpdateCost(BaseCallback):
         return True
 
 
-def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: bool = False) -> dict:
+def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: bool = False,
+              keep_model: bool = False) -> dict:
     """Train ``spec``; return the final score, the learning curve and what the updates cost.
 
     Keys: ``final``, ``curve`` (``[(updates, score), ...]``), ``seconds`` (whole ``learn``),
-    ``train_seconds`` (inside ``train()``), ``backward_samples`` (summed over updates).
+    ``train_seconds`` (inside ``train()``), ``backward_samples`` (summed over updates), and
+    ``model`` (the trained model) when ``keep_model``.
     """
     frictions = spec.frictions
 
@@ -124,8 +137,9 @@ def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: boo
     final = float(evaluate(model))
     curve = (callbacks[-1].curve if spec.eval_every else []) + [(spec.total_updates, final)]
     venv.close()
-    return {"final": final, "curve": curve, "seconds": seconds, "train_seconds": cost.train_seconds,
-            "backward_samples": cost.backward_samples}
+    result = {"final": final, "curve": curve, "seconds": seconds, "train_seconds": cost.train_seconds,
+              "backward_samples": cost.backward_samples}
+    return {**result, "model": model} if keep_model else result
 
 
 def classification_error(images: np.ndarray, labels: np.ndarray) -> Callable[[Any], float]:
