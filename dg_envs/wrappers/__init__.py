@@ -6,7 +6,7 @@ See :mod:`dg_envs.wrappers.frictions` (the wrappers and :func:`apply_frictions`)
 :mod:`dg_envs.wrappers.vector` (batched stale / mismatched actors around a whole SB3 VecEnv).
 """
 
-from dg_envs.wrappers.actors import Actor, PolicySnapshotStore, SB3PolicyActor, SnapshotCallback, push_policy_snapshot
+from dg_envs.wrappers.actors import Actor, PolicyOracle, PolicySnapshotStore, SB3PolicyActor, SnapshotCallback, push_policy_snapshot
 from dg_envs.wrappers.frictions import (
     CANONICAL_ORDER,
     PER_VALUES,
@@ -25,6 +25,7 @@ __all__ = [
     "SB3PolicyActor",
     "SnapshotCallback",
     "push_policy_snapshot",
+    "PolicyOracle",
     "StaleActor",
     "MismatchedActor",
     "BuggyActor",

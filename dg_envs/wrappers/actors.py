@@ -49,6 +49,7 @@ __all__ = [
     "PolicySnapshotStore",
     "SnapshotCallback",
     "push_policy_snapshot",
+    "PolicyOracle",
 ]
 
 
@@ -435,6 +436,45 @@ def push_policy_snapshot(venv_or_env: Any, policy: Any, quantize_bits: int | Non
     except AttributeError:
         return 0
     return 1 if push(_as_actor(policy, quantize_bits)) else 0
+
+
+class PolicyOracle:
+    """An oracle for :class:`~dg_envs.wrappers.RareDiscovery` from a saved expert: its greedy action.
+
+    For tasks without ``optimal_action()`` (MuJoCo, say) the "correct" action of a discovery
+    is what an expert would do. ``PolicyOracle(model)`` takes a trained SB3 model (or its
+    policy); ``PolicyOracle.load(path)`` a saved one. It keeps the policy only, on the CPU,
+    so it pickles into ``SubprocVecEnv`` workers.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> from stable_baselines3 import PPO
+        >>> from dg_envs.wrappers import RareDiscovery
+        >>> expert = PPO("MlpPolicy", "Pendulum-v1", n_steps=64, batch_size=64, seed=0, device="cpu")
+        >>> oracle = PolicyOracle(expert)
+        >>> env = RareDiscovery(gym.make("Pendulum-v1"), p=1.0, oracle=oracle)
+        >>> obs, _ = env.reset(seed=0)
+        >>> info = env.step(env.action_space.sample())[4]
+        >>> bool((info["executed_action"] == oracle(obs)).all()), info["frictions"]
+        (True, ['discovery'])
+    """
+
+    def __init__(self, model_or_policy: Any) -> None:
+        policy = getattr(model_or_policy, "policy", model_or_policy)
+        if not callable(getattr(policy, "predict", None)):
+            raise ValueError(f"model_or_policy must be an SB3 model or policy (with .predict), got {model_or_policy!r}")
+        self.policy = policy.to("cpu")
+        self.policy.set_training_mode(False)
+
+    @classmethod
+    def load(cls, path: Any, algo: Any = None) -> PolicyOracle:
+        """An oracle from a model saved by ``model.save(path)`` (``algo``: its class, PPO by default)."""
+        if algo is None:
+            from stable_baselines3 import PPO as algo
+        return cls(algo.load(path, device="cpu"))
+
+    def __call__(self, obs: Any) -> Any:
+        return self.policy.predict(obs, deterministic=True)[0]
 
 
 def _base_callback() -> type:
