@@ -1,0 +1,94 @@
+"""Train dg_envs' algorithms with RL Baselines3 Zoo (``rl_zoo3``), the Zoo's own entry points.
+
+The Zoo picks an algorithm by name from its ``ALGOS`` table and its hyperparameters from a
+YAML file per algorithm, keyed by env id. :func:`register_algos` adds ours to that table;
+``python -m dg_envs.zoo`` is the Zoo's command line (``train``, ``enjoy``, ``plot_train``...)
+with ours registered and, for our algorithms, this package's YAML files as the default
+``--conf-file``::
+
+    pip install -e ".[zoo]"
+    python -m dg_envs.zoo train --algo dgppo --env InvertedPendulum-v5 -f logs/
+    python -m dg_envs.zoo enjoy --algo dgppo --env InvertedPendulum-v5 -f logs/ --no-render
+
+Every other Zoo flag works as documented (``-n``, ``--seed``, ``-params``, ``--eval-freq``,
+``--conf-file`` for your own YAML...).
+
+Example:
+    >>> from dg_envs.zoo import ZOO_ALGOS, hyperparams_path
+    >>> sorted(ZOO_ALGOS)
+    ['dga2c', 'dgppo', 'iwpg', 'kondoa2c', 'kondoppo', 'pg']
+    >>> hyperparams_path("dgppo").name
+    'dgppo.yml'
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dg_envs.algos import DGA2C, DGPPO, IWPG, PG, KondoA2C, KondoPPO
+
+#: The Zoo's names for our algorithms (lower case, as the Zoo's own ``ppo``, ``a2c``...).
+ZOO_ALGOS = {"dgppo": DGPPO, "kondoppo": KondoPPO, "dga2c": DGA2C, "kondoa2c": KondoA2C, "pg": PG, "iwpg": IWPG}
+
+HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
+
+
+def hyperparams_path(algo: str) -> Path:
+    """The YAML file of our hyperparameters for ``algo`` (one of :data:`ZOO_ALGOS`)."""
+    if algo not in ZOO_ALGOS:
+        raise ValueError(f"algo must be one of {sorted(ZOO_ALGOS)}, got {algo!r}")
+    return HYPERPARAMS_DIR / f"{algo}.yml"
+
+
+def load_hyperparams(algo: str, env_id: str) -> dict:
+    """Our YAML entry for ``algo`` on ``env_id``, as the Zoo reads it (merge keys resolved).
+
+    >>> load_hyperparams("dgppo", "InvertedPendulum-v5")["n_steps"]
+    1024
+    """
+    import yaml
+
+    table = yaml.safe_load(hyperparams_path(algo).read_text())
+    if env_id not in table:
+        raise ValueError(f"env_id: {hyperparams_path(algo).name} has settings for {sorted(table)}, got {env_id!r}")
+    return dict(table[env_id])
+
+
+def register_algos() -> None:
+    """Add our algorithms to the Zoo's ``ALGOS`` table (in place: every Zoo module sees them)."""
+    try:
+        from rl_zoo3.utils import ALGOS
+    except ImportError as error:
+        raise ImportError('dg_envs.zoo needs RL Baselines3 Zoo: pip install -e ".[zoo]"') from error
+    ALGOS.update(ZOO_ALGOS)
+
+
+def _with_default_conf_file(argv: list[str]) -> list[str]:
+    """``argv`` plus ``--conf-file <our YAML>`` when it trains one of ours and names no config.
+
+    >>> _with_default_conf_file(["train", "--algo", "dgppo", "--env", "Hopper-v5"])[-2:]  # doctest: +ELLIPSIS
+    ['--conf-file', '.../dg_envs/zoo/hyperparams/dgppo.yml']
+    >>> _with_default_conf_file(["train", "--algo", "ppo", "--env", "Hopper-v5"])
+    ['train', '--algo', 'ppo', '--env', 'Hopper-v5']
+    """
+    if not argv or argv[0] != "train" or {"-conf", "--conf-file"} & set(argv):
+        return argv
+    algo = next((a.split("=", 1)[1] for a in argv if a.startswith("--algo=")), None)
+    if "--algo" in argv[:-1]:
+        algo = argv[argv.index("--algo") + 1]
+    if algo not in ZOO_ALGOS:
+        return argv
+    return [*argv, "--conf-file", str(hyperparams_path(algo))]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m dg_envs.zoo SCRIPT [ARGS]``: the Zoo's ``rl_zoo3.cli`` with our algorithms."""
+    register_algos()
+    from rl_zoo3.cli import main as zoo_main
+
+    argv = _with_default_conf_file(list(sys.argv[1:] if argv is None else argv))
+    if not argv:
+        raise SystemExit("usage: python -m dg_envs.zoo {train,enjoy,plot_train,plot_from_file,all_plots} [ARGS]")
+    sys.argv = [sys.argv[0], *argv]  # the Zoo's scripts parse sys.argv themselves
+    zoo_main()
