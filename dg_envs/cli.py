@@ -34,8 +34,9 @@ def _demo(args: argparse.Namespace) -> None:
 def _experiment(args: argparse.Namespace) -> None:
     from dg_envs.experiments import run_experiment
 
+    overrides = {"jobs": args.jobs} if args.jobs is not None else {}
     table = run_experiment(args.name, quick=args.quick, seeds=args.seeds, out_dir=args.out,
-                           tensorboard_log=args.tensorboard)
+                           tensorboard_log=args.tensorboard, **overrides)
     print(table)
     print(f"\nWritten to {Path(args.out) / args.name}.md / .png / .jsonl")
 
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the config's, 3)")
     exp.add_argument("--out", default=str(RESULTS_DIR), help=f"output folder (default {RESULTS_DIR})")
     exp.add_argument("--tensorboard", default=None, metavar="DIR", help="also log every run to TensorBoard")
+    exp.add_argument("--jobs", type=int, default=None, metavar="N",
+                     help="training runs in parallel, one process each (experiments that support it: mujoco)")
     exp.set_defaults(func=_experiment)
 
     bench = sub.add_parser("bench", help="speed benchmarks, as ratios measured in one run")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import json
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ EXPERIMENTS = {
     "token-reversal-frictions": "dg_envs.experiments.token_reversal_frictions",
     "kondo-frontier": "dg_envs.experiments.kondo_frontier",
     "bandit-geometry": "dg_envs.experiments.bandit_geometry",
+    "mujoco": "dg_envs.experiments.mujoco",
 }
 
 
@@ -36,6 +38,10 @@ def make_config(name: str, quick: bool = False, seeds: int | None = None, **over
     """The experiment's ``Config`` (``quick`` variant if asked), with ``seeds`` = range(N)."""
     module = get_experiment(name)
     config = module.Config.quick() if quick else module.Config()
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(config)}
+    if unknown:
+        raise ValueError(f"{name} has no setting {sorted(unknown)}; its settings are "
+                         f"{[f.name for f in dataclasses.fields(config)]}")
     if seeds is not None:
         if seeds < 1:
             raise ValueError(f"seeds must be a positive number of seeds, got {seeds}")
@@ -59,7 +65,8 @@ def run_experiment(name: str, quick: bool = False, seeds: int | None = None, out
     config = make_config(name, quick=quick, seeds=seeds, **overrides)
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    records = module.run(config, progress=progress, tensorboard_log=tensorboard_log)
+    extra = {"out_dir": out_dir} if "out_dir" in inspect.signature(module.run).parameters else {}
+    records = module.run(config, progress=progress, tensorboard_log=tensorboard_log, **extra)
     save_records(records, out_dir, name)
     (out_dir / f"{name}.config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1, default=str))
     table = module.analyse(records, out_dir)

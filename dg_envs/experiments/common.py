@@ -3,7 +3,9 @@
 An experiment (bsuite's split) is a module with
 
 * ``Config``: a dataclass, each field documented; ``Config.quick()`` gives the minutes-long variant;
-* ``run(config, progress=True, tensorboard_log=None) -> list[dict]``: the sweep, one flat record per run;
+* ``run(config, progress=True, tensorboard_log=None) -> list[dict]``: the sweep, one flat record per run
+  (a ``run`` that saves artefacts besides the records, such as a trained model, also takes
+  ``out_dir``);
 * ``analyse(records, out_dir) -> str``: writes ``<name>.md`` and ``<name>.png`` (with
   :func:`write_page`), returns the table.
 

@@ -1,0 +1,271 @@
+"""Experiment ``mujoco``: DGPPO against SB3's PPO (and PG) on MuJoCo control, clean and with frictions.
+
+The DG paper's continuous-control claim (DG beats PPO and REINFORCE) on Gymnasium's MuJoCo
+tasks, at a 2-CPU budget, with the distributed paper's frictions. Three sweeps:
+
+* **main**: every task x friction x method. Frictions: ``clean``; ``stale+reward`` (the actor
+  acts with the policy ``lag`` updates old, and each step's reward is, with probability p, a
+  fair coin between 0 and 1); ``bug`` (with probability p a step's action is the landmine
+  "full torque on every joint", the action space's upper bound, reported as certain).
+* **ablation**: DGPPO's continuous surprisal (``raw``, ``entropy_centered``, ``per_dim``,
+  ``clipped``) on clean tasks, with the policy started narrow (``log_std_init=-2``, the
+  Zoo's tuned MuJoCo setting) where a Gaussian density exceeds 1 and raw ``-log pi`` is
+  negative from the first update.
+* **discovery**: an expert PPO trained here and saved (``mujoco-expert-<task>.zip``) is the
+  oracle of :class:`~dg_envs.wrappers.RareDiscovery` (via
+  :class:`~dg_envs.wrappers.PolicyOracle`): with probability p a step's action is the
+  expert's.
+
+Hyperparameters and budgets come from the Zoo YAML files in :mod:`dg_envs.zoo`
+(``dgppo.yml`` for PPO and DGPPO alike, ``pg.yml`` for PG). Metric: the greedy policy's mean
+return over clean evaluation episodes (higher is better), along training and at the end.
+
+Example:
+    >>> from dg_envs.experiments import mujoco
+    >>> config = mujoco.Config()
+    >>> sorted(mujoco.friction_settings(config, high=[1.0]))
+    ['bug', 'clean', 'stale+reward']
+    >>> mujoco.hyperparams("DGPPO", "Hopper-v5")["n_timesteps"]
+    100000
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from tqdm.auto import tqdm
+
+from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, write_page
+from dg_envs.experiments.training import RelabelledPPO, RunSpec, train_run
+
+NAME = "mujoco"
+
+
+@dataclass
+class Config:
+    """Settings of the MuJoCo sweeps."""
+
+    tasks: tuple[str, ...] = ("InvertedPendulum-v5", "Hopper-v5", "HalfCheetah-v5", "Walker2d-v5")
+    methods: tuple[str, ...] = ("PG", "PPO", "DGPPO")
+    """PG: REINFORCE with a value baseline; PPO: SB3's, trained on the executed action
+    (:class:`~dg_envs.experiments.training.RelabelledPPO`); DGPPO: ours."""
+    frictions: tuple[str, ...] = ("clean", "stale+reward", "bug")
+    timesteps: int | None = None
+    """Timesteps per run; None: each task's ``n_timesteps`` in the Zoo YAML (30k-100k)."""
+    lag: int = 4
+    """Stale actor's lag in learner updates (of 1024 steps each)."""
+    reward_p: float = 0.1
+    """Probability that a step's reward is replaced by a fair coin between 0 and 1."""
+    bug_p: float = 0.1
+    """Probability that a step's action is the full-torque landmine."""
+    ablation_tasks: tuple[str, ...] = ("InvertedPendulum-v5", "Hopper-v5")
+    surprisals: tuple[str, ...] = ("raw", "entropy_centered", "per_dim", "clipped")
+    ablation_log_std_init: float = -2.0
+    """Initial log std of the ablation's policies (SB3's default is 0)."""
+    discovery_tasks: tuple[str, ...] = ("Hopper-v5",)
+    discovery_methods: tuple[str, ...] = ("PPO", "DGPPO")
+    discovery_p: float = 0.05
+    """Probability that a step's action is the expert's."""
+    expert_timesteps: int = 300_000
+    """Training budget of the expert PPO (the discovery oracle)."""
+    eval_points: int = 5
+    """Evaluations along each run (learning curves), the last one at the end."""
+    eval_episodes: int = 5
+    """Clean greedy episodes per evaluation."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    jobs: int = 1
+    """Runs in parallel (processes, one torch thread each)."""
+
+    @classmethod
+    def quick(cls) -> "Config":
+        """A minute or two on 2 CPU cores: InvertedPendulum, short runs, every sweep."""
+        return cls(tasks=("InvertedPendulum-v5",), methods=("PPO", "DGPPO"), frictions=("clean", "bug"), timesteps=2048,
+                   ablation_tasks=("InvertedPendulum-v5",), surprisals=("raw", "entropy_centered"),
+                   discovery_tasks=("InvertedPendulum-v5",), expert_timesteps=2048, eval_points=2, eval_episodes=2)
+
+
+def hyperparams(method: str, env_id: str) -> dict[str, Any]:
+    """The Zoo YAML entry that ``method`` trains with on ``env_id`` (PPO shares DGPPO's)."""
+    from dg_envs.zoo import load_hyperparams
+
+    params = load_hyperparams("pg" if method == "PG" else "dgppo", env_id)
+    params["n_timesteps"] = int(params["n_timesteps"])
+    return params
+
+
+def friction_settings(config: Config, high: Any) -> dict[str, dict]:
+    """Friction name -> keyword arguments of :func:`~dg_envs.wrappers.apply_frictions`.
+
+    ``high``: the task's action upper bound, the bug's landmine.
+    """
+    return {
+        "clean": {},
+        "stale+reward": {"stale": config.lag, "reward_corruption": {"p": config.reward_p, "mode": "coin"}},
+        "bug": {"bug": {"p": config.bug_p, "landmine": np.asarray(high, dtype=np.float32)}},
+    }
+
+
+def mean_return(model, env_id: str, episodes: int, seed: int = 10_000) -> float:
+    """Mean return of ``model``'s greedy policy over ``episodes`` clean episodes of ``env_id``."""
+    env = gym.make(env_id)
+    total = 0.0
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(model.predict(obs, deterministic=True)[0])
+            total += float(reward)
+            done = terminated or truncated
+    env.close()
+    return total / episodes
+
+
+def expert_path(out_dir: Path | str, env_id: str) -> Path:
+    """Where the experiment saves the expert PPO of ``env_id``."""
+    return Path(out_dir) / f"{NAME}-expert-{env_id}.zip"
+
+
+def _algorithm(method: str) -> type:
+    from dg_envs.algos import DGPPO, PG
+
+    table = {"PG": PG, "PPO": RelabelledPPO, "DGPPO": DGPPO}
+    if method not in table:
+        raise ValueError(f"method must be one of {sorted(table)}, got {method!r}")
+    return table[method]
+
+
+def jobs(config: Config) -> tuple[list[dict], list[dict]]:
+    """The runs: those that need nothing (experts first), and the discovery runs that need an expert."""
+    first = [{"sweep": "expert", "task": t, "friction": "clean", "method": "PPO", "seed": 0} for t in config.discovery_tasks]
+    first += [{"sweep": "main", "task": t, "friction": f, "method": m, "seed": s}
+              for t in config.tasks for f in config.frictions for m in config.methods for s in config.seeds]
+    first += [{"sweep": "ablation", "task": t, "friction": "clean", "method": "DGPPO", "surprisal": k, "seed": s}
+              for t in config.ablation_tasks for k in config.surprisals for s in config.seeds]
+    then = [{"sweep": "discovery", "task": t, "friction": "discovery", "method": m, "seed": s}
+            for t in config.discovery_tasks for m in config.discovery_methods for s in config.seeds]
+    return first, then
+
+
+def run_job(job: dict, config: Config, out_dir: str, tensorboard_log: str | None = None) -> dict:
+    """Train one job of :func:`jobs`; return its record (the expert job also saves the model)."""
+    import torch
+
+    from dg_envs.wrappers import PolicyOracle
+
+    torch.set_num_threads(1)
+    task, method, sweep = job["task"], job["method"], job["sweep"]
+    params = hyperparams(method, task)
+    params.pop("policy"), params.pop("n_envs")
+    timesteps = params.pop("n_timesteps")
+    if sweep == "expert":
+        timesteps = config.expert_timesteps
+    elif config.timesteps is not None:
+        timesteps = config.timesteps
+    n_steps = params.pop("n_steps")
+    updates = max(timesteps // n_steps, 1)
+    algo_kwargs = dict(params)
+    if sweep == "ablation":
+        algo_kwargs.update(surprisal=job["surprisal"], policy_kwargs={"log_std_init": config.ablation_log_std_init})
+    if sweep == "discovery":
+        frictions = {"discovery": {"p": config.discovery_p, "oracle": PolicyOracle.load(expert_path(out_dir, task))}}
+    else:
+        frictions = friction_settings(config, gym.make(task).action_space.high)[job["friction"]]
+    spec = RunSpec(algo=_algorithm(method), env_id=task, seed=job["seed"], total_updates=updates, n_steps=n_steps,
+                   frictions=frictions, algo_kwargs=algo_kwargs, eval_every=max(updates // config.eval_points, 1),
+                   tensorboard_log=tensorboard_log)
+    evaluate = partial(mean_return, env_id=task, episodes=config.eval_episodes)
+    result = train_run(spec, evaluate, keep_model=sweep == "expert")
+    if sweep == "expert":
+        result.pop("model").save(expert_path(out_dir, task))
+    curve = [(u * n_steps, score) for u, score in result["curve"]]
+    return {**job, "timesteps": updates * n_steps, "return": result["final"], "curve": curve,
+            "seconds": result["seconds"]}
+
+
+def run(config: Config, progress: bool = True, tensorboard_log: str | None = None, out_dir: Path | str = ".") -> list[dict]:
+    """Every sweep, ``config.jobs`` runs at a time; one record per run (the expert's included)."""
+    first, then = jobs(config)
+    out_dir = str(out_dir)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    work = partial(run_job, config=config, out_dir=out_dir, tensorboard_log=tensorboard_log)
+    all_jobs = first + then
+    records: list[dict] = [{} for _ in all_jobs]
+    with tqdm(total=len(all_jobs), desc=NAME, disable=not progress) as bar:
+        if config.jobs <= 1:
+            for i, job in enumerate(all_jobs):
+                records[i] = work(job)
+                bar.update()
+            return records
+        # Processes (spawned: no forked torch state), one torch thread each. A discovery run
+        # is submitted once its task's expert is saved.
+        with cf.ProcessPoolExecutor(config.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pending = {pool.submit(work, job): i for i, job in enumerate(first)}
+            while pending:
+                done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    i = pending.pop(future)
+                    records[i] = future.result()
+                    bar.update()
+                    if all_jobs[i]["sweep"] == "expert":
+                        pending.update({pool.submit(work, all_jobs[k]): k for k in range(len(first), len(all_jobs))
+                                        if all_jobs[k]["task"] == all_jobs[i]["task"]})
+    return records
+
+
+def _returns(records: list[dict], **where) -> list[float]:
+    return [r["return"] for r in records if all(r.get(k) == v for k, v in where.items())]
+
+
+def analyse(records: list[dict], out_dir: Path) -> str:
+    """Tables (task x friction x method; surprisal ablation; discovery) and learning curves."""
+    main = [r for r in records if r["sweep"] == "main"]
+    tasks = list(dict.fromkeys(r["task"] for r in main))
+    frictions = list(dict.fromkeys(r["friction"] for r in main))
+    methods = list(dict.fromkeys(r["method"] for r in main))
+    budget = {t: next(r["timesteps"] for r in main if r["task"] == t) for t in tasks}
+    table = "Final return of the greedy policy (mean ± std over seeds; higher is better):\n\n" + markdown_table(
+        ["task (timesteps)", "friction"] + methods,
+        [[f"{t} ({budget[t]:,})", f] + [format_mean_spread(_returns(main, task=t, friction=f, method=m), ".4g")
+                                         for m in methods] for t in tasks for f in frictions])
+    ablation = [r for r in records if r["sweep"] == "ablation"]
+    if ablation:
+        atasks = list(dict.fromkeys(r["task"] for r in ablation))
+        kinds = list(dict.fromkeys(r["surprisal"] for r in ablation))
+        table += ("\n\nSurprisal ablation, DGPPO, clean, policy started narrow (log std -2):\n\n"
+                  + markdown_table(["surprisal"] + atasks,
+                                   [[k] + [format_mean_spread(_returns(ablation, task=t, surprisal=k), ".4g")
+                                           for t in atasks] for k in kinds]))
+    discovery = [r for r in records if r["sweep"] in ("discovery", "expert")]
+    if discovery:
+        rows = [[f"{r['task']}", "expert PPO (the oracle)", format_mean_spread([r["return"]], ".4g")]
+                for r in discovery if r["sweep"] == "expert"]
+        rows += [[t, m, format_mean_spread(_returns(discovery, sweep="discovery", task=t, method=m), ".4g")]
+                 for t in dict.fromkeys(r["task"] for r in discovery if r["sweep"] == "discovery")
+                 for m in dict.fromkeys(r["method"] for r in discovery if r["sweep"] == "discovery")]
+        table += "\n\nRare discovery, the oracle a saved expert PPO:\n\n" + markdown_table(["task", "method", "return"], rows)
+
+    fig, axes = new_figure(ncols=len(tasks), width=3.6, height=3.2)
+    styles = {f: s for f, s in zip(frictions, ["-", "--", ":", "-."])}
+    for ax, task in zip(axes, tasks):
+        for i, method in enumerate(methods):
+            for friction in frictions:
+                curves = [r["curve"] for r in main if r["task"] == task and r["method"] == method and r["friction"] == friction]
+                if not curves:
+                    continue
+                steps = [s for s, _ in curves[0]]
+                mean = np.mean([[v for _, v in c] for c in curves], axis=0)
+                ax.plot(steps, mean, styles[friction], color=f"C{i}", label=f"{method}, {friction}")
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("timesteps", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("greedy return")
+    axes[0].legend(fontsize=6)
+    return write_page(out_dir, NAME, table, fig)
+
