@@ -114,13 +114,3 @@ def rollout(env, seed, n_steps, action_seed=123):
             episode += 1
             obs, info = env.reset()
     return out
-
-
-class PolicyOracle:
-    """A picklable expert: the deterministic action of an SB3 policy (``oracle(obs) -> action``)."""
-
-    def __init__(self, policy):
-        self.policy = policy
-
-    def __call__(self, obs):
-        return self.policy.predict(obs, deterministic=True)[0]

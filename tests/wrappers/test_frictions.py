@@ -19,7 +19,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _wrappers_test_utils import (  # noqa: E402
     SPACES,
     ConstantActor,
-    PolicyOracle,
     ToyEnv,
     binomial_interval,
     rollout,
@@ -27,10 +26,12 @@ from _wrappers_test_utils import (  # noqa: E402
 )
 
 import dg_envs  # noqa: E402,F401  (registers the ids)
+from dg_envs.envs import MUJOCO_IDS  # noqa: E402
 from dg_envs.wrappers import (  # noqa: E402
     CANONICAL_ORDER,
     BuggyActor,
     MismatchedActor,
+    PolicyOracle,
     RareDiscovery,
     RewardCorruption,
     SB3PolicyActor,
@@ -331,7 +332,7 @@ def test_constructor_args_are_recorded():
 ENV_IDS = [
     "CartPole-v1",
     "Pendulum-v1",
-    "HalfCheetah-v5",
+    *MUJOCO_IDS,
     "dg_envs/KArmedBandit-v0",
     "dg_envs/ContextualBandit-v0",
     "dg_envs/MNISTBandit-v0",
@@ -384,6 +385,27 @@ def test_check_env_and_pickle_every_wrapper(env_id):
                 np.testing.assert_array_equal(x["obs"], y["obs"])
                 assert x["reward"] == y["reward"], (name, per)
                 assert x["info"].get(FRICTIONS) == y["info"].get(FRICTIONS)
+
+
+@pytest.mark.parametrize("env_id", MUJOCO_IDS)
+def test_sb3_check_env_every_wrapper_on_mujoco(env_id):
+    """SB3's checker too, on every MuJoCo task (no warning beyond the raw env's own), and the
+    bug's landmine at full torque as the experiment uses it."""
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    def sb3_warnings(env):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sb3_check_env(env, warn=True, skip_render_check=True)
+        return {str(w.message) for w in caught}
+
+    baseline = sb3_warnings(gym.make(env_id))
+    for name in WRAPPER_NAMES:
+        assert sb3_warnings(wrap(name, gym.make(env_id))) <= baseline, name
+    env = BuggyActor(gym.make(env_id), p=1.0, landmine=gym.make(env_id).action_space.high)
+    sb3_check_env(env, skip_render_check=True)
+    env.reset(seed=0)
+    np.testing.assert_array_equal(env.step(env.action_space.low)[4]["executed_action"], env.action_space.high)
 
 
 def test_two_wrappers_of_the_same_class_draw_different_streams():
