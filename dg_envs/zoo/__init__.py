@@ -82,13 +82,26 @@ def _with_default_conf_file(argv: list[str]) -> list[str]:
     return [*argv, "--conf-file", str(hyperparams_path(algo))]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m dg_envs.zoo SCRIPT [ARGS]``: the Zoo's ``rl_zoo3.cli`` with our algorithms."""
-    register_algos()
-    from rl_zoo3.cli import main as zoo_main
+#: The Zoo's scripts, as ``rl_zoo3.cli`` names them (imported on use: the plots need the Zoo's
+#: ``plots`` extra, seaborn and pandas, which training does not).
+ZOO_SCRIPTS = {
+    "train": ("rl_zoo3.train", "train"),
+    "enjoy": ("rl_zoo3.enjoy", "enjoy"),
+    "plot_train": ("rl_zoo3.plots.plot_train", "plot_train"),
+    "plot_from_file": ("rl_zoo3.plots.plot_from_file", "plot_from_file"),
+    "all_plots": ("rl_zoo3.plots.all_plots", "all_plots"),
+}
 
-    argv = _with_default_conf_file(list(sys.argv[1:] if argv is None else argv))
-    if not argv:
-        raise SystemExit("usage: python -m dg_envs.zoo {train,enjoy,plot_train,plot_from_file,all_plots} [ARGS]")
-    sys.argv = [sys.argv[0], *argv]  # the Zoo's scripts parse sys.argv themselves
-    zoo_main()
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m dg_envs.zoo SCRIPT [ARGS]``: the Zoo's command line with our algorithms."""
+    import importlib
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ZOO_SCRIPTS:
+        raise SystemExit(f"usage: python -m dg_envs.zoo {{{','.join(ZOO_SCRIPTS)}}} [ARGS]  (got {argv[:1]})")
+    register_algos()
+    module, function = ZOO_SCRIPTS[argv[0]]
+    script = getattr(importlib.import_module(module), function)
+    sys.argv = [f"dg_envs.zoo {argv[0]}", *_with_default_conf_file(argv)[1:]]  # the Zoo parses sys.argv
+    script()
