@@ -30,8 +30,26 @@ def test_mnist_staleness_quick_learns_on_policy(tmp_path):
     assert record["test_error"] < 0.3
 
 
+def test_mujoco_quick_saves_an_expert_that_is_the_discovery_oracle(tmp_path):
+    from dg_envs.experiments import mujoco
+    from dg_envs.wrappers import PolicyOracle
+
+    config = make_config("mujoco", quick=True, seeds=1)
+    records = mujoco.run(config, progress=False, out_dir=tmp_path)
+    first, then = mujoco.jobs(config)
+    assert [r["sweep"] for r in records] == [j["sweep"] for j in first + then]
+    assert {r["sweep"] for r in records} == {"expert", "main", "ablation", "discovery"}
+    # InvertedPendulum pays +1 per step alive: any policy scores at least 1 per episode.
+    assert all(1.0 <= r["return"] <= 1000.0 for r in records)
+    assert all(r["timesteps"] == 2048 and len(r["curve"]) >= 2 for r in records)
+    oracle = PolicyOracle.load(mujoco.expert_path(tmp_path, "InvertedPendulum-v5"))
+    assert oracle(np.zeros(4, dtype=np.float32)).shape == (1,)
+
+
 def test_make_config_seeds_and_validation():
     assert make_config("bandit-geometry", seeds=4).seeds == (0, 1, 2, 3)
+    with pytest.raises(ValueError, match="no setting .'jobs'."):
+        make_config("bandit-geometry", jobs=2)
     with pytest.raises(ValueError, match="seeds"):
         make_config("bandit-geometry", seeds=0)
     with pytest.raises(ValueError, match="experiment must be one of"):
