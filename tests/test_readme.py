@@ -6,8 +6,10 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_readme_examples_run_in_order():
-    """Every ```python block, in order, in one namespace (later blocks reuse earlier imports)."""
+def test_readme_examples_run_in_order(monkeypatch):
+    """Every ```python block, in order, in one namespace (later blocks reuse earlier imports),
+    from the repository root as a reader runs them (one loads a committed expert model)."""
+    monkeypatch.chdir(README.parent)
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert len(blocks) >= 3
     namespace: dict = {}
