@@ -67,6 +67,8 @@ class Config:
     """Probability that a step's action is the full-torque landmine."""
     ablation_tasks: tuple[str, ...] = ("InvertedPendulum-v5", "Hopper-v5")
     surprisals: tuple[str, ...] = ("raw", "entropy_centered", "per_dim", "clipped")
+    ablation_frictions: tuple[str, ...] = ("clean",)
+    """Frictions (names of :func:`friction_settings`) the ablation runs under."""
     ablation_log_std_init: float = -2.0
     """Initial log std of the ablation's policies (SB3's default is 0)."""
     discovery_tasks: tuple[str, ...] = ("Hopper-v5",)
@@ -146,8 +148,9 @@ def jobs(config: Config) -> tuple[list[dict], list[dict]]:
     first = [{"sweep": "expert", "task": t, "friction": "clean", "method": "PPO", "seed": 0} for t in config.discovery_tasks]
     first += [{"sweep": "main", "task": t, "friction": f, "method": m, "seed": s}
               for t in config.tasks for f in config.frictions for m in config.methods for s in config.seeds]
-    first += [{"sweep": "ablation", "task": t, "friction": "clean", "method": "DGPPO", "surprisal": k, "seed": s}
-              for t in config.ablation_tasks for k in config.surprisals for s in config.seeds]
+    first += [{"sweep": "ablation", "task": t, "friction": f, "method": "DGPPO", "surprisal": k, "seed": s}
+              for t in config.ablation_tasks for f in config.ablation_frictions for k in config.surprisals
+              for s in config.seeds]
     then = [{"sweep": "discovery", "task": t, "friction": "discovery", "method": m, "seed": s}
             for t in config.discovery_tasks for m in config.discovery_methods for s in config.seeds]
     return first, then
@@ -226,22 +229,25 @@ def _returns(records: list[dict], **where) -> list[float]:
 def analyse(records: list[dict], out_dir: Path) -> str:
     """Tables (task x friction x method; surprisal ablation; discovery) and learning curves."""
     main = [r for r in records if r["sweep"] == "main"]
-    tasks = list(dict.fromkeys(r["task"] for r in main))
-    frictions = list(dict.fromkeys(r["friction"] for r in main))
-    methods = list(dict.fromkeys(r["method"] for r in main))
-    budget = {t: next(r["timesteps"] for r in main if r["task"] == t) for t in tasks}
-    table = "Final return of the greedy policy (mean ± std over seeds; higher is better):\n\n" + markdown_table(
-        ["task (timesteps)", "friction"] + methods,
-        [[f"{t} ({budget[t]:,})", f] + [format_mean_spread(_returns(main, task=t, friction=f, method=m), ".4g")
-                                         for m in methods] for t in tasks for f in frictions])
+    tables = []
+    if main:
+        tasks = list(dict.fromkeys(r["task"] for r in main))
+        frictions = list(dict.fromkeys(r["friction"] for r in main))
+        methods = list(dict.fromkeys(r["method"] for r in main))
+        budget = {t: next(r["timesteps"] for r in main if r["task"] == t) for t in tasks}
+        tables.append("Final return of the greedy policy (mean ± std over seeds; higher is better):\n\n" + markdown_table(
+            ["task (timesteps)", "friction"] + methods,
+            [[f"{t} ({budget[t]:,})", f] + [format_mean_spread(_returns(main, task=t, friction=f, method=m), ".4g")
+                                             for m in methods] for t in tasks for f in frictions]))
     ablation = [r for r in records if r["sweep"] == "ablation"]
-    if ablation:
-        atasks = list(dict.fromkeys(r["task"] for r in ablation))
-        kinds = list(dict.fromkeys(r["surprisal"] for r in ablation))
-        table += ("\n\nSurprisal ablation, DGPPO, clean, policy started narrow (log std -2):\n\n"
-                  + markdown_table(["surprisal"] + atasks,
-                                   [[k] + [format_mean_spread(_returns(ablation, task=t, surprisal=k), ".4g")
-                                           for t in atasks] for k in kinds]))
+    for friction in dict.fromkeys(r["friction"] for r in ablation):
+        rows = [r for r in ablation if r["friction"] == friction]
+        atasks = list(dict.fromkeys(r["task"] for r in rows))
+        kinds = list(dict.fromkeys(r["surprisal"] for r in rows))
+        tables.append(f"Surprisal ablation, DGPPO, {friction}, policy started narrow (log std -2):\n\n"
+                      + markdown_table(["surprisal"] + atasks,
+                                       [[k] + [format_mean_spread(_returns(rows, task=t, surprisal=k), ".4g")
+                                               for t in atasks] for k in kinds]))
     discovery = [r for r in records if r["sweep"] in ("discovery", "expert")]
     if discovery:
         rows = [[f"{r['task']}", "expert PPO (the oracle)", format_mean_spread([r["return"]], ".4g")]
@@ -249,23 +255,30 @@ def analyse(records: list[dict], out_dir: Path) -> str:
         rows += [[t, m, format_mean_spread(_returns(discovery, sweep="discovery", task=t, method=m), ".4g")]
                  for t in dict.fromkeys(r["task"] for r in discovery if r["sweep"] == "discovery")
                  for m in dict.fromkeys(r["method"] for r in discovery if r["sweep"] == "discovery")]
-        table += "\n\nRare discovery, the oracle a saved expert PPO:\n\n" + markdown_table(["task", "method", "return"], rows)
+        tables.append("Rare discovery, the oracle a saved expert PPO:\n\n" + markdown_table(["task", "method", "return"], rows))
+    table = "\n\n".join(tables)
 
-    fig, axes = new_figure(ncols=len(tasks), width=3.6, height=3.2)
-    styles = {f: s for f, s in zip(frictions, ["-", "--", ":", "-."])}
-    for ax, task in zip(axes, tasks):
-        for i, method in enumerate(methods):
-            for friction in frictions:
-                curves = [r["curve"] for r in main if r["task"] == task and r["method"] == method and r["friction"] == friction]
-                if not curves:
-                    continue
-                steps = [s for s, _ in curves[0]]
-                mean = np.mean([[v for _, v in c] for c in curves], axis=0)
-                ax.plot(steps, mean, styles[friction], color=f"C{i}", label=f"{method}, {friction}")
+    # Learning curves, one panel per task: the main sweep's (method x friction), else the ablation's.
+    shown, line = (main, ("method", "friction")) if main else (ablation, ("surprisal", "friction"))
+    panels = list(dict.fromkeys(r["task"] for r in shown))
+    colors = {c: f"C{i}" for i, c in enumerate(dict.fromkeys(r[line[0]] for r in shown))}
+    styles = dict(zip(dict.fromkeys(r[line[1]] for r in shown), ["-", "--", ":", "-."]))
+    fig, axes = new_figure(ncols=max(len(panels), 1), width=3.6, height=3.2)
+    for ax, task in zip(axes, panels):
+        for color_key, style_key in dict.fromkeys((r[line[0]], r[line[1]]) for r in shown):
+            group = [r for r in shown if (r["task"], r[line[0]], r[line[1]]) == (task, color_key, style_key)]
+            if group:
+                ax.plot(*_mean_curve(group), styles[style_key], color=colors[color_key], label=f"{color_key}, {style_key}")
         ax.set_title(task, fontsize=9)
         ax.set_xlabel("timesteps", fontsize=8)
+        ax.xaxis.set_major_formatter(lambda x, _: f"{x / 1000:g}k")
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel("greedy return")
     axes[0].legend(fontsize=6)
     return write_page(out_dir, NAME, table, fig)
 
+
+def _mean_curve(records: list[dict]) -> tuple[list[int], np.ndarray]:
+    """Timesteps and the mean over runs of their learning curves (runs of one setting share the steps)."""
+    steps = [step for step, _ in records[0]["curve"]]
+    return steps, np.mean([[value for _, value in r["curve"]] for r in records], axis=0)
