@@ -8,7 +8,7 @@ tasks, at a 2-CPU budget, with the distributed paper's frictions. Three sweeps:
   fair coin between 0 and 1); ``bug`` (with probability p a step's action is the landmine
   "full torque on every joint", the action space's upper bound, reported as certain).
 * **ablation**: DGPPO's continuous surprisal (``raw``, ``entropy_centered``, ``per_dim``,
-  ``clipped``) on clean tasks, with the policy started narrow (``log_std_init=-2``, the
+  ``clipped``) on clean tasks (or under ``ablation_frictions``), with the policy started narrow (``log_std_init=-2``, the
   Zoo's tuned MuJoCo setting) where a Gaussian density exceeds 1 and raw ``-log pi`` is
   negative from the first update.
 * **discovery**: an expert PPO trained here and saved (``mujoco-expert-<task>.zip``) is the
