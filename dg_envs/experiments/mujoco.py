@@ -86,7 +86,7 @@ class Config:
     """Runs in parallel (processes, one torch thread each)."""
 
     @classmethod
-    def quick(cls) -> "Config":
+    def quick(cls) -> Config:
         """A minute or two on 2 CPU cores: InvertedPendulum, short runs, every sweep."""
         return cls(tasks=("InvertedPendulum-v5",), methods=("PPO", "DGPPO"), frictions=("clean", "bug"), timesteps=2048,
                    ablation_tasks=("InvertedPendulum-v5",), surprisals=("raw", "entropy_centered"),

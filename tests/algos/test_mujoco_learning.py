@@ -20,4 +20,4 @@ def test_dgppo_balances_the_inverted_pendulum():
     untrained = mean_return(model, "InvertedPendulum-v5", episodes=5)
     model.learn(timesteps)
     trained = mean_return(model, "InvertedPendulum-v5", episodes=5)
-    assert untrained < 100 <= 900 <= trained, (untrained, trained)
+    assert untrained < 100 and trained >= 900, (untrained, trained)
