@@ -175,7 +175,9 @@ def run_job(job: dict, config: Config, out_dir: str, tensorboard_log: str | None
     updates = max(timesteps // n_steps, 1)
     algo_kwargs = dict(params)
     if sweep == "ablation":
-        algo_kwargs.update(surprisal=job["surprisal"], policy_kwargs={"log_std_init": config.ablation_log_std_init})
+        algo_kwargs["policy_kwargs"] = {"log_std_init": config.ablation_log_std_init}
+    if "surprisal" in job:  # DG's option; a PPO job started narrow has none
+        algo_kwargs["surprisal"] = job["surprisal"]
     if sweep == "discovery":
         frictions = {"discovery": {"p": config.discovery_p, "oracle": PolicyOracle.load(expert_path(out_dir, task))}}
     else:
