@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -72,14 +73,16 @@ def _with_default_conf_file(argv: list[str]) -> list[str]:
     >>> _with_default_conf_file(["train", "--algo", "ppo", "--env", "Hopper-v5"])
     ['train', '--algo', 'ppo', '--env', 'Hopper-v5']
     """
-    if not argv or argv[0] != "train" or {"-conf", "--conf-file"} & set(argv):
+    if not argv or argv[0] != "train":
         return argv
-    algo = next((a.split("=", 1)[1] for a in argv if a.startswith("--algo=")), None)
-    if "--algo" in argv[:-1]:
-        algo = argv[argv.index("--algo") + 1]
-    if algo not in ZOO_ALGOS:
+    # The two flags as the Zoo's own parser reads them (both spellings, "--algo=x" too).
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--algo")
+    parser.add_argument("-conf", "--conf-file")
+    known, _ = parser.parse_known_args(argv[1:])
+    if known.conf_file is not None or known.algo not in ZOO_ALGOS:
         return argv
-    return [*argv, "--conf-file", str(hyperparams_path(algo))]
+    return [*argv, "--conf-file", str(hyperparams_path(known.algo))]
 
 
 #: The Zoo's scripts, as ``rl_zoo3.cli`` names them (imported on use: the plots need the Zoo's
