@@ -89,13 +89,13 @@ def fired(step: dict, name: str) -> bool:
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
-@FAST
-@given(
-    name=st.sampled_from(sorted(WRAPPERS)),
-    space=st.sampled_from(sorted(SPACES)),
-    per=st.sampled_from(["step", "episode"]),
-    seed=st.integers(0, 2**31 - 1),
-)
+def any_wrapper_setting(test):
+    """Hypothesis over every wrapper, action space, granularity and seed."""
+    return FAST(given(name=st.sampled_from(sorted(WRAPPERS)), space=st.sampled_from(sorted(SPACES)),
+                      per=st.sampled_from(["step", "episode"]), seed=st.integers(0, 2**31 - 1))(test))
+
+
+@any_wrapper_setting
 def test_p0_leaves_the_trajectory_identical(name, space, per, seed):
     factory, _, _ = WRAPPERS[name]
     clean = rollout(ToyEnv(space), seed, 60)
@@ -106,13 +106,7 @@ def test_p0_leaves_the_trajectory_identical(name, space, per, seed):
         assert a["info"] == b["info"]  # no friction keys at all
 
 
-@FAST
-@given(
-    name=st.sampled_from(sorted(WRAPPERS)),
-    space=st.sampled_from(sorted(SPACES)),
-    per=st.sampled_from(["step", "episode"]),
-    seed=st.integers(0, 2**31 - 1),
-)
+@any_wrapper_setting
 def test_p1_always_fires(name, space, per, seed):
     factory, friction, replaces = WRAPPERS[name]
     env = factory(ToyEnv(space), 1.0, per)
