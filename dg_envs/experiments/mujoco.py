@@ -115,7 +115,11 @@ def friction_settings(config: Config, high: Any) -> dict[str, dict]:
 
 
 def mean_return(model, env_id: str, episodes: int, seed: int = 10_000) -> float:
-    """Mean return of ``model``'s greedy policy over ``episodes`` clean episodes of ``env_id``."""
+    """Mean return of ``model``'s greedy policy over ``episodes`` clean episodes of ``env_id``.
+
+    Not SB3's ``evaluate_policy``: episode ``i`` starts from ``reset(seed=seed + i)``, so every
+    run of every method is scored on the same start states.
+    """
     env = gym.make(env_id)
     total = 0.0
     for episode in range(episodes):
