@@ -17,8 +17,8 @@ All of them train on the *executed* action (``info["executed_action"]`` from
 :mod:`dg_envs.wrappers`; see :mod:`dg_envs.algos.relabel`, whose
 :class:`ExecutedActionMixin` fixes vanilla SB3 too), push policy snapshots to
 stale/mismatched actors at learn start and after every update, and differ from SB3 in one
-small hook (:mod:`dg_envs.algos.base`). With the gate forced to 1 they reproduce SB3
-bit for bit (``tests/algos/test_base.py``).
+small hook (:mod:`dg_envs.algos.weighting`). With the gate forced to 1 they reproduce SB3
+bit for bit (``tests/algos/test_weighting.py``).
 
 Design decisions:
 
@@ -72,13 +72,15 @@ meaning: they are the ungated losses.
 0.25
 """
 
-from dg_envs.algos.a2c import DGA2C, IWPG, PG, KondoA2C
+from dg_envs.algos.a2c import DGA2C, IWPG, PG, KondoA2C, RelabelledA2C
 from dg_envs.algos.gates import delight, dg_gate, kondo_gate
-from dg_envs.algos.ppo import DGPPO, KondoPPO
+from dg_envs.algos.ppo import DGPPO, KondoPPO, RelabelledPPO
+from dg_envs.algos.registry import ALGORITHMS, get_algorithm
 from dg_envs.algos.relabel import BehaviorRolloutBuffer, ExecutedActionMixin
 from dg_envs.algos.transformer import TokenTransformerExtractor
 
 __all__ = [
-    "DGA2C", "DGPPO", "IWPG", "PG", "BehaviorRolloutBuffer", "ExecutedActionMixin",
-    "KondoA2C", "KondoPPO", "TokenTransformerExtractor", "delight", "dg_gate", "kondo_gate",
+    "ALGORITHMS", "DGA2C", "DGPPO", "IWPG", "PG", "BehaviorRolloutBuffer", "ExecutedActionMixin",
+    "KondoA2C", "KondoPPO", "RelabelledA2C", "RelabelledPPO", "TokenTransformerExtractor",
+    "delight", "dg_gate", "get_algorithm", "kondo_gate",
 ]

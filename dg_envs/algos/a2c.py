@@ -1,4 +1,4 @@
-"""A2C-based algorithms: ``DGA2C``, ``KondoA2C`` and the baselines ``PG`` and ``IWPG``.
+"""A2C-based algorithms: ``DGA2C``, ``KondoA2C`` and the baselines ``PG``, ``IWPG`` and ``RelabelledA2C``.
 
 Each takes SB3 ``A2C``'s arguments plus its own keyword arguments, trains on the executed
 action (:mod:`dg_envs.algos.relabel`) and pushes policy snapshots to stale/mismatched actors.
@@ -14,9 +14,19 @@ from typing import Any
 
 from stable_baselines3 import A2C
 
-from dg_envs.algos.base import DelightMixin, ImportanceWeightMixin, KondoMixin, WeightedPolicyGradientMixin
+from dg_envs.algos.weighting import DelightMixin, ImportanceWeightMixin, KondoMixin, WeightedPolicyGradientMixin
+from dg_envs.algos.relabel import ExecutedActionMixin
 
-__all__ = ["DGA2C", "IWPG", "KondoA2C", "PG"]
+__all__ = ["DGA2C", "IWPG", "KondoA2C", "PG", "RelabelledA2C"]
+
+
+class RelabelledA2C(ExecutedActionMixin, A2C):
+    """SB3's A2C trained on the executed action (see :class:`~dg_envs.algos.RelabelledPPO`).
+
+    >>> import dg_envs
+    >>> model = RelabelledA2C("MlpPolicy", "CartPole-v1", n_steps=8)
+    >>> _ = model.learn(16)
+    """
 
 
 class DGA2C(DelightMixin, A2C):

@@ -1,4 +1,4 @@
-"""PPO-based algorithms: ``DGPPO`` and ``KondoPPO``.
+"""PPO-based algorithms: ``DGPPO``, ``KondoPPO`` and the baseline ``RelabelledPPO``.
 
 >>> import dg_envs
 >>> model = DGPPO("MlpPolicy", "CartPole-v1", eta=1.0, n_steps=16, batch_size=8, n_epochs=1, seed=0)
@@ -9,9 +9,25 @@ from __future__ import annotations
 
 from stable_baselines3 import PPO
 
-from dg_envs.algos.base import DelightMixin, KondoMixin
+from dg_envs.algos.weighting import DelightMixin, KondoMixin
+from dg_envs.algos.relabel import ExecutedActionMixin
 
-__all__ = ["DGPPO", "KondoPPO"]
+__all__ = ["DGPPO", "KondoPPO", "RelabelledPPO"]
+
+
+class RelabelledPPO(ExecutedActionMixin, PPO):
+    """SB3's PPO trained on the executed action: the fair PPO baseline under frictions.
+
+    Exactly SB3's PPO, except that rollout entries a friction replaced hold the executed action
+    and the rollout policy's log-prob of it (:class:`~dg_envs.algos.ExecutedActionMixin`), so
+    the ratio's denominator is the rollout policy's probability of the action that ran. It does
+    not push snapshots to stale/mismatched actors itself: pass
+    ``callback=dg_envs.wrappers.SnapshotCallback()``.
+
+    >>> import dg_envs
+    >>> model = RelabelledPPO("MlpPolicy", "CartPole-v1", n_steps=16, batch_size=16, n_epochs=1)
+    >>> _ = model.learn(16)
+    """
 
 
 class DGPPO(DelightMixin, PPO):

@@ -17,7 +17,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import dg_envs  # noqa: F401  (registers the environment ids)
 from dg_envs.algos import ExecutedActionMixin
-from dg_envs.algos.base import WeightedPolicyGradientMixin
+from dg_envs.algos.weighting import WeightedPolicyGradientMixin
 from dg_envs.wrappers import SnapshotCallback, apply_frictions
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch as th
 from stable_baselines3 import PPO
 
-from dg_envs.algos.base import surprisal
+from dg_envs.algos.weighting import surprisal
 
 
 def _surprisals(kind: str, std: float, n: int = 4096) -> np.ndarray:

@@ -11,7 +11,7 @@ import os, sys
 sys.path.insert(0, os.path.dirname(__file__))
 from _algos_test_utils import SMALL, assert_same_params
 from dg_envs.algos import DGA2C, DGPPO, IWPG, PG, KondoA2C, KondoPPO
-from dg_envs.algos.base import ScaleGradient, surprisal
+from dg_envs.algos.weighting import ScaleGradient, surprisal
 
 
 def test_scale_gradient_identity_forward_scaled_backward():
