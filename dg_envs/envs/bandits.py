@@ -13,30 +13,25 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from dg_envs.envs.actions import discrete_action
 from dg_envs.envs.rendering import values_to_rgb
+from dg_envs.validation import check_choice, check_int, check_real
 
 __all__ = ["KArmedBanditEnv", "ContextualBanditEnv"]
 
 _REWARD_DISTS = ("bernoulli", "gaussian")
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_reward_dist(reward_dist: str, noise_std: float) -> float:
-    if reward_dist not in _REWARD_DISTS:
-        raise ValueError(f"reward_dist must be one of {_REWARD_DISTS}, got {reward_dist!r}")
-    noise_std = float(noise_std)
-    if not np.isfinite(noise_std) or noise_std < 0:
-        raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
-    return noise_std
+    check_choice(reward_dist, "reward_dist", _REWARD_DISTS)
+    return check_real(noise_std, "noise_std", low=0.0)
 
 
 def _check_means(means: Any, shape: tuple[int, ...], reward_dist: str) -> np.ndarray:
-    arr = np.array(means, dtype=np.float64)
+    try:
+        arr = np.array(means, dtype=np.float64)
+    except (TypeError, ValueError) as exc:  # strings, ragged lists, objects
+        raise ValueError(f"means must be an array of real numbers of shape {shape}, got {means!r}") from exc
     if arr.shape != shape:
         raise ValueError(f"means must have shape {shape}, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -64,10 +59,7 @@ def _checked_arm(action, n_arms: int, done: bool) -> int:
     """The pulled arm as an int, after checking the episode is live and the arm exists."""
     if done:
         raise RuntimeError("the episode is over: call reset() before step()")
-    arm = int(action)
-    if not 0 <= arm < n_arms:
-        raise ValueError(f"action must be in [0, {n_arms}), got {action!r}")
-    return arm
+    return discrete_action(action, n_arms)
 
 
 class KArmedBanditEnv(gym.Env):
@@ -80,7 +72,9 @@ class KArmedBanditEnv(gym.Env):
     Arbitrary Bernoulli or Gaussian arms can be given with ``means``.
 
     ## Action Space
-    ``Discrete(n_arms)``: the arm to pull.
+    ``Discrete(n_arms)``: the arm to pull, an integer in [0, n_arms) (Python or NumPy integer,
+    or an integer array of shape ``()`` or ``(1,)``); anything else (``1.7``, ``"1"``, ``-1``)
+    raises ``ValueError`` rather than being truncated to an arm.
 
     ## Observation Space
     ``Box(0, 1, (1,), float32)``, always ``[0.]``: there is a single context, and the constant
@@ -136,7 +130,7 @@ class KArmedBanditEnv(gym.Env):
         noise_std: float = 1.0,
         render_mode: str | None = None,
     ) -> None:
-        self.n_arms = _check_int("n_arms", n_arms, 1)
+        self.n_arms = check_int(n_arms, "n_arms", low=1)
         self.reward_dist = reward_dist
         self.noise_std = _check_reward_dist(reward_dist, noise_std)
         if means is not None and correct_arm is not None:
@@ -211,17 +205,19 @@ class ContextualBanditEnv(gym.Env):
     ``reset(seed=...)``, which only seeds the context draws (and Bernoulli/Gaussian noise).
 
     ## Action Space
-    ``Discrete(n_arms)``.
+    ``Discrete(n_arms)``, checked as in :class:`KArmedBanditEnv`.
 
     ## Observation Space
-    ``Box(0, 1, (n_contexts,), float32)``: the one-hot encoding of the current context.
+    ``Box(0, 1, (n_contexts,), float32)``: the one-hot encoding of the current context (built
+    per step, so memory stays linear in ``n_contexts``).
 
     ## Reward
     As :class:`KArmedBanditEnv`, with the arm means of the current context
     (``means[context, action]``).
 
     ## Episode End
-    Terminated after the single step (never truncated).
+    Terminated after the single step (never truncated). Stepping again before ``reset`` raises
+    ``RuntimeError``.
 
     ## Arguments
     - ``n_contexts`` (int >= 1, default 10), ``n_arms`` (int >= 1, default 10).
@@ -265,20 +261,21 @@ class ContextualBanditEnv(gym.Env):
         noise_std: float = 1.0,
         render_mode: str | None = None,
     ) -> None:
-        self.n_contexts = _check_int("n_contexts", n_contexts, 1)
-        self.n_arms = _check_int("n_arms", n_arms, 1)
+        self.n_contexts = check_int(n_contexts, "n_contexts", low=1)
+        self.n_arms = check_int(n_arms, "n_arms", low=1)
         self.reward_dist = reward_dist
         self.noise_std = _check_reward_dist(reward_dist, noise_std)
-        if isinstance(table_seed, bool) or not isinstance(table_seed, (int, np.integer)) or table_seed < 0:
-            raise ValueError(f"table_seed must be a non-negative integer, got {table_seed!r}")
-        self.table_seed = int(table_seed)
+        self.table_seed = check_int(table_seed, "table_seed", low=0)
         if means is not None and correct_arms is not None:
             raise ValueError("give either means or correct_arms, not both")
         if means is None:
             if correct_arms is None:
                 arms = np.random.default_rng(self.table_seed).integers(0, self.n_arms, size=self.n_contexts)
             else:
-                arms = np.asarray(correct_arms)
+                try:
+                    arms = np.asarray(correct_arms)
+                except (TypeError, ValueError):  # ragged lists: reported below like any other bad table
+                    arms = np.asarray(None)
                 if (
                     arms.shape != (self.n_contexts,)
                     or not np.issubdtype(arms.dtype, np.integer)
@@ -300,7 +297,6 @@ class ContextualBanditEnv(gym.Env):
 
         self.action_space = spaces.Discrete(self.n_arms)
         self.observation_space = spaces.Box(0.0, 1.0, (self.n_contexts,), np.float32)
-        self._eye = np.eye(self.n_contexts, dtype=np.float32)
         self._means_list = self.means.tolist()
         self._best_means = self.means.max(axis=1).tolist()
         self._best_arms = self.correct_arms.tolist()
@@ -312,12 +308,18 @@ class ContextualBanditEnv(gym.Env):
         """The best arm of the current context (what an oracle pulls)."""
         return self._best_arms[self.context]
 
+    def _one_hot(self, context: int) -> np.ndarray:
+        # Built from the index: an identity-matrix lookup table would need n_contexts**2 floats.
+        obs = np.zeros(self.n_contexts, np.float32)
+        obs[context] = 1.0
+        return obs
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.context = int(self.np_random.integers(self.n_contexts))
         self._done = False
         self._last = None
-        return self._eye[self.context].copy(), {"context": self.context}
+        return self._one_hot(self.context), {"context": self.context}
 
     def step(self, action):
         a = _checked_arm(action, self.n_arms, self._done)
@@ -327,7 +329,7 @@ class ContextualBanditEnv(gym.Env):
         self._done = True
         self._last = (a, reward)
         info = {"context": c, "mean_reward": mean, "regret": self._best_means[c] - mean}
-        return self._eye[c].copy(), reward, True, False, info
+        return self._one_hot(c), reward, True, False, info
 
     def render(self):
         if self.render_mode == "rgb_array":

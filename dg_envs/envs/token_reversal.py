@@ -6,7 +6,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from dg_envs.envs.actions import discrete_action
 from dg_envs.envs.rendering import tokens_to_rgb
+from dg_envs.validation import check_choice, check_int, check_probability
 
 TASKS = ("copy", "flip", "reverse_copy", "reverse_flip")
 REWARDS = ("bag", "sequential")
@@ -27,7 +29,9 @@ class TokenReversalEnv(gym.Env):
     Difficulty grows with M**H. The current ``prompt`` and ``target`` are attributes.
 
     ## Action Space
-    ``Discrete(M)``: the next answer token.
+    ``Discrete(M)``: the next answer token, an integer in [0, M) (Python or NumPy integer, or an
+    integer array of shape ``()`` or ``(1,)``); anything else (``1.7``, ``"1"``) raises
+    ``ValueError``.
 
     ## Observation Space
     ``MultiDiscrete([M]*H + [M+1]*H + [H+1])`` (int64), the concatenation of the prompt,
@@ -43,7 +47,8 @@ class TokenReversalEnv(gym.Env):
     length L satisfies ``P(L >= k) = M**-k``); ``P(perfect) = M**-H``.
 
     ## Episode End
-    ``terminated=True`` after the H-th token; never truncated. The final ``info`` holds
+    ``terminated=True`` after the H-th token; never truncated; stepping again before ``reset``
+    raises ``RuntimeError``. The final ``info`` holds
     ``token_accuracy`` (fraction of tokens correct), ``prefix_accuracy`` (fraction correct
     up to the first error) and ``perfect`` (bool).
 
@@ -86,27 +91,17 @@ class TokenReversalEnv(gym.Env):
         kappa: float = 1.0,
         render_mode: str | None = None,
     ) -> None:
-        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
-            raise ValueError(f"length must be an integer >= 1, got {length!r}")
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 2:
-            raise ValueError(f"vocab_size must be an integer >= 2, got {vocab_size!r}")
-        if task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-        if reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {reward!r}")
-        try:
-            kappa_ok = 0.0 <= float(kappa) <= 1.0
-        except (TypeError, ValueError):
-            kappa_ok = False
-        if not kappa_ok:
-            raise ValueError(f"kappa must be a number in [0, 1], got {kappa!r}")
+        H = check_int(length, "length", low=1)
+        M = check_int(vocab_size, "vocab_size", low=2)
+        check_choice(task, "task", TASKS)
+        check_choice(reward, "reward", REWARDS)
+        kappa = check_probability(kappa, "kappa")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.length = H = int(length)
-        self.vocab_size = M = int(vocab_size)
+        self.length, self.vocab_size = H, M
         self.task = task
         self.reward = reward
-        self.kappa = float(kappa)
+        self.kappa = kappa
         self.render_mode = render_mode
         self._flip = task in ("flip", "reverse_flip")
         self._reverse = task in ("reverse_copy", "reverse_flip")
@@ -149,9 +144,7 @@ class TokenReversalEnv(gym.Env):
         H = self.length
         if pos >= H:
             raise RuntimeError("the episode is over: call reset() before step()")
-        a = int(action)
-        if not 0 <= a < self.vocab_size:
-            raise ValueError(f"action must be in [0, {self.vocab_size}), got {action!r}")
+        a = discrete_action(action, self.vocab_size)
         if a == self._target_list[pos]:
             self._n_correct += 1
             if self._prefix == pos:  # no error so far

@@ -210,3 +210,109 @@ def test_k_armed_bad_arguments(kwargs, name):
 def test_contextual_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         ContextualBanditEnv(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"n_arms": True}, "n_arms"),
+        ({"noise_std": "wide"}, "noise_std"),
+        ({"noise_std": float("nan")}, "noise_std"),
+        ({"n_arms": 2, "means": ["a", "b"]}, "means"),
+        ({"n_arms": 2, "means": [[0.5], [0.5, 0.5]]}, "means"),
+    ],
+)
+def test_k_armed_more_bad_arguments(kwargs, name):
+    """Wrong types are named, not left to a traceback from inside numpy or float()."""
+    with pytest.raises(ValueError, match=name):
+        KArmedBanditEnv(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs,name",
+    [
+        ({"n_contexts": True}, "n_contexts"),
+        ({"table_seed": 1.5}, "table_seed"),
+        ({"n_contexts": 2, "correct_arms": [[0], [0, 1]]}, "correct_arms"),
+        ({"n_contexts": 2, "correct_arms": ["a", "b"]}, "correct_arms"),
+    ],
+)
+def test_contextual_more_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        ContextualBanditEnv(**kwargs)
+
+
+BAD_ACTIONS = [1.7, 1.0, "1", True, None, -1, 3, np.float32(1.0), np.array(1.0), np.array([0, 1]), np.array([[1]])]
+
+
+@pytest.mark.parametrize("cls", [KArmedBanditEnv, ContextualBanditEnv])
+@pytest.mark.parametrize("action", BAD_ACTIONS, ids=repr)
+def test_step_rejects_bad_action(cls, action):
+    """Fractional, string, bool and out-of-range actions raise instead of playing a truncated arm,
+    and the episode stays live for a valid action."""
+    env = cls(n_arms=3)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action must be an integer in \[0, 3\)"):
+        env.step(action)
+    assert env.step(1)[2]
+
+
+@pytest.mark.parametrize("cls", [KArmedBanditEnv, ContextualBanditEnv])
+def test_step_accepts_integer_actions_not_bad(cls):
+    """What Python code, Discrete.sample(), DummyVecEnv and model.predict pass all play arm 1."""
+    env = cls(n_arms=3, means=[0.0, 1.0, 0.0] if cls is KArmedBanditEnv else [[0.0, 1.0, 0.0]] * 10)
+    for action in (1, np.int64(1), np.int32(1), np.uint8(1), np.array(1), np.array([1]), np.array([1], np.int32)):
+        env.reset(seed=0)
+        assert env.step(action)[1] == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs,contexts,rewards",
+    [
+        (
+            {"n_contexts": 100, "n_arms": 10},
+            [24, 67, 9, 21, 31, 30, 90, 79, 91, 99, 7, 14],
+            [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0],
+        ),
+        (
+            {"n_contexts": 4, "n_arms": 3, "reward_dist": "gaussian", "noise_std": 0.5,
+             "means": [[0.1, 0.9, 0.5], [0.8, 0.2, 0.0], [0.3, 0.3, 0.3], [1.0, 0.0, 0.5]]},
+            [0, 2, 3, 3, 3, 0, 1, 0, 3, 0, 0, 1],
+            [0.92096, 0.87336, -0.1964, 1.033598, 0.254593, 1.405143,
+             1.11988, 0.534339, 1.242203, 0.124456, 0.211789, -0.218185],
+        ),
+    ],
+)
+def test_contextual_seeded_trajectory_unchanged_by_bad_eye_fix(kwargs, contexts, rewards):
+    """Recorded on the code that looked the one-hot up in an identity matrix: building it from
+    the index changes neither observations nor the seeded contexts and rewards."""
+    env = ContextualBanditEnv(**kwargs)
+    obs, _ = env.reset(seed=2024)
+    seen_contexts, seen_rewards = [], []
+    for i in range(12):
+        assert obs.dtype == np.float32 and obs.shape == (env.n_contexts,) and env.observation_space.contains(obs)
+        assert np.array_equal(obs, np.eye(env.n_contexts, dtype=np.float32)[env.context])
+        obs2, reward, *_ = env.step(i % env.n_arms)
+        assert np.array_equal(obs2, obs)
+        seen_contexts.append(env.context)
+        seen_rewards.append(round(reward, 6))
+        obs, _ = env.reset()
+    assert seen_contexts == contexts and seen_rewards == rewards
+
+
+def test_contextual_many_contexts_no_bad_allocation():
+    """n_contexts=100,000 once built a 100,000 x 100,000 identity matrix (37 GiB); now memory
+    is linear in n_contexts (a few MB here; tracemalloc sees NumPy's allocations)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        env = ContextualBanditEnv(n_contexts=100_000, n_arms=2)
+        obs, info = env.reset(seed=0)
+        obs2 = env.step(env.optimal_action())[0]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 200 * 2**20
+    assert obs.shape == (100_000,) and obs.sum() == 1.0 and obs[info["context"]] == 1.0
+    assert np.array_equal(obs, obs2)

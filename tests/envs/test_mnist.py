@@ -140,9 +140,95 @@ def test_fake_gz_files_and_env_var(tmp_path, monkeypatch):
     assert images.shape == (6, 784) and np.array_equal(labels, data["train"][1])
 
 
-def test_auto_falls_back_to_offline(tmp_path):
-    images, _ = load_mnist("test", source="auto", data_dir=tmp_path)
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any download attempt fails the test: the loaders must never reach for the network."""
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("MNIST code tried to download")
+
+    monkeypatch.setattr(urllib.request, "urlretrieve", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def test_auto_falls_back_to_offline_from_default_folder(tmp_path, monkeypatch, no_network):
+    """Only the default cache folder (no data_dir, no $DG_ENVS_DATA) falls back silently."""
+    monkeypatch.delenv("DG_ENVS_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # an empty ~/.cache/dg_envs/mnist
+    assert mnist.default_data_dir() == tmp_path / ".cache" / "dg_envs" / "mnist"
+    images, _ = load_mnist("test", source="auto")
     assert images.shape == (1000, 784)
+    assert MNISTBanditEnv(split="test").data_source == "offline"
+
+
+def incomplete(folder):
+    """A folder holding three of the four IDX files (the test labels are missing)."""
+    write_fake_idx(folder)
+    (folder / "t10k-labels-idx1-ubyte").unlink()
+    return folder
+
+
+@pytest.mark.parametrize("folder", ["missing", "empty", "incomplete", "a_file"])
+@pytest.mark.parametrize("via", ["argument", "env_var"])
+def test_auto_with_bad_explicit_data_dir_raises(tmp_path, monkeypatch, no_network, folder, via):
+    """A folder the user named (data_dir= or $DG_ENVS_DATA) that is missing or incomplete raises
+    in the constructor, naming the folder and the four expected files, instead of silently
+    training on the 4,000-digit offline subset."""
+    path = tmp_path / folder
+    if folder in ("empty", "incomplete"):
+        path.mkdir()
+    if folder == "incomplete":
+        incomplete(path)
+    if folder == "a_file":
+        path.write_text("not MNIST")
+    kwargs = {"data_dir": path}
+    if via == "env_var":
+        monkeypatch.setenv("DG_ENVS_DATA", str(path))
+        kwargs = {}
+    name = r"data_dir=" if via == "argument" else r"data_dir from \$DG_ENVS_DATA="
+    expected = {"missing": "no such folder", "a_file": "no such folder", "empty": "none of the files",
+                "incomplete": "missing t10k-labels-idx1-ubyte"}[folder]
+    pattern = f"{name}'.*{expected}.*train-images-idx3-ubyte.*t10k-labels-idx1-ubyte.*source='offline'"
+    with pytest.raises(ValueError, match=pattern):
+        MNISTBanditEnv(**kwargs)
+    with pytest.raises(ValueError, match=pattern):
+        load_mnist("train", **kwargs)
+    # Naming the offline source explicitly still works, whatever the folder holds.
+    assert MNISTBanditEnv(source="offline", **kwargs).data_source == "offline"
+
+
+def test_mnist_invalid_step_after_episode_end():
+    """A second step on the same image would let an agent try every label until one pays."""
+    env = MNISTBanditEnv(split="test", source="offline")
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)  # before the first reset
+    env.reset(seed=0)
+    env.step((env.optimal_action() + 1) % 10)
+    for action in range(10):
+        with pytest.raises(RuntimeError, match=r"episode is over: call reset\(\) before step\(\)"):
+            env.step(action)
+
+
+@pytest.mark.parametrize(
+    "action", [11, 10, -1, 1.7, 1.0, "3", True, None, np.float32(2.0), np.array(2.5), np.array([1, 2])], ids=repr
+)
+def test_mnist_step_rejects_bad_action(action):
+    """Invalid guesses raise (as in the other envs) instead of being paid 0; the episode stays live."""
+    env = MNISTBanditEnv(split="test", source="offline")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action must be an integer in \[0, 10\)"):
+        env.step(action)
+    assert env.step(env.optimal_action())[1] == 1.0
+
+
+def test_mnist_step_accepts_integer_actions_not_bad():
+    env = MNISTBanditEnv(split="test", source="offline")
+    env.reset(seed=0)
+    label = env.optimal_action()
+    for action in (label, np.int64(label), np.uint8(label), np.array(label), np.array([label])):
+        env.reset(seed=0)
+        assert env.step(action)[1] == 1.0
 
 
 def test_missing_files_name_data_dir(tmp_path):
@@ -200,6 +286,10 @@ def test_read_idx_parses_header(tmp_path):
         ({"split": "validation"}, "split"),
         ({"source": "web"}, "source"),
         ({"flatten": "yes"}, "flatten"),
+        ({"verify": "no"}, "verify"),
+        ({"data_dir": 5}, "data_dir"),
+        ({"data_dir": ""}, "data_dir"),
+        ({"split": ["train"]}, "split"),
         ({"render_mode": "human"}, "render_mode"),
     ],
 )

@@ -172,9 +172,36 @@ def test_episode_end_guards_and_render():
         ({"kappa": -0.1}, "kappa"),
         ({"kappa": float("nan")}, "kappa"),
         ({"kappa": "high"}, "kappa"),
+        ({"kappa": "0.5"}, "kappa"),
+        ({"kappa": True}, "kappa"),
+        ({"length": "4"}, "length"),
+        ({"task": ["copy"]}, "task"),
         ({"render_mode": "human"}, "render_mode"),
     ],
 )
 def test_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         TokenReversalEnv(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "action", [1.7, 1.0, "1", True, None, -1, 2, np.float64(0.0), np.array(1.0), np.array([0, 1])], ids=repr
+)
+def test_step_rejects_bad_action(action):
+    """A fractional or string token is not truncated to a token: it raises, names ``action``
+    and leaves the episode where it was."""
+    env = TokenReversalEnv(length=3, vocab_size=2)
+    obs, _ = env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action must be an integer in \[0, 2\)"):
+        env.step(action)
+    assert env._pos == 0 and np.array_equal(env._obs, obs)
+
+
+def test_step_accepts_integer_actions_not_bad():
+    """Python and NumPy integers, and integer arrays of shape () or (1,), all write the same token."""
+    answers = []
+    for action in (1, np.int64(1), np.uint8(1), np.array(1), np.array([1])):
+        env = TokenReversalEnv(length=2, vocab_size=3)
+        env.reset(seed=0)
+        answers.append(env.step(action)[0].tolist())
+    assert all(a == answers[0] for a in answers) and answers[0][2] == 1
