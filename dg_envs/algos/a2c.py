@@ -50,7 +50,11 @@ class KondoA2C(KondoMixin, A2C):
     :param screen: ``"cached"`` (default here; screening is free: the rollout buffer's
         log-probs are the current policy's, as A2C updates once per rollout) or ``"current"``
         (a ``no_grad`` forward). Box actions with ``entropy_centered`` always screen with a forward.
-    Value loss and entropy bonus are computed on kept samples only (that keeps the saving).
+    :param value_samples: ``"uniform"`` (default): SB3's forward/backward runs on the kept
+        samples plus a uniform random sample of the same size; only kept samples carry a policy
+        gradient, only the uniform ones a value-loss gradient (kept samples alone are the
+        high-delight ones and bias the critic upwards); the entropy bonus is over both.
+        ``"kept"``: everything on the kept samples only (cheapest; the critic drifts).
     Other arguments: as :class:`DGA2C`.
     """
 

@@ -9,6 +9,8 @@
   ``chi_i > price``; ``keep_fraction = rho`` sets the price to the batch's ``(1 - rho)``
   quantile of delight (hard gate: exactly the top ``max(1, round(rho * n))`` samples).
   No ``1/P(keep)`` reweighting (biased by design, like DG).
+* :func:`weighted_pg_loss`: the policy-gradient loss with per-sample weights, rlax-style; the
+  readable reference that our algorithms' gradient-scaling path must equal.
 
 Every function takes torch tensors of the same shape and is finite for any finite input
 (an overflowing product ``U * l`` is clamped to the largest finite float).
@@ -24,7 +26,7 @@ import math
 
 import torch as th
 
-__all__ = ["delight", "dg_gate", "kondo_gate"]
+__all__ = ["delight", "dg_gate", "kondo_gate", "weighted_pg_loss"]
 
 
 def _check_pair(advantages: th.Tensor, log_probs: th.Tensor) -> None:
@@ -68,7 +70,9 @@ def dg_gate(advantages: th.Tensor, log_probs: th.Tensor, eta: float = 1.0) -> th
     chi = delight(advantages, log_probs)
     if math.isinf(eta):
         return th.full_like(chi, 0.5)
-    return th.sigmoid(chi / eta)  # sigmoid saturates cleanly at +-inf; never nan here
+    # An eta that underflows in chi's dtype makes chi / eta = 0 / 0 where chi = 0: the limit
+    # eta -> 0 there is sigmoid(0) = 1/2. Elsewhere sigmoid saturates cleanly at +-inf.
+    return th.sigmoid(th.where(chi == 0, th.zeros_like(chi), chi / eta))
 
 
 def kondo_gate(
@@ -126,3 +130,29 @@ def kondo_gate(
     z = th.nan_to_num((chi - threshold) / eta)
     p = th.sigmoid(z)
     return th.rand(chi.shape, generator=generator, device=chi.device, dtype=p.dtype) < p
+
+
+def weighted_pg_loss(log_prob: th.Tensor, advantages: th.Tensor, weights: th.Tensor) -> th.Tensor:
+    """Policy-gradient loss with per-sample weights: ``-mean(w_i * A_i * log pi_i)``.
+
+    ``advantages`` and ``weights`` are constants (stop-gradient); only ``log_prob`` carries a
+    gradient, so ``grad = -mean(w_i * A_i * grad log pi_i)``: REINFORCE for ``w = 1``, DG for
+    ``w = dg_gate(A, log pi)`` (arXiv 2603.14608), Kondo for the gate times a keep mask. The
+    shape of rlax's ``policy_gradient_loss``; our algorithms reach the same gradient through
+    SB3's own loss (``dg_envs.algos.weighting.ScaleGradient``), and the tests hold them equal.
+
+    >>> import torch
+    >>> lp = torch.tensor([-0.5, -2.0], requires_grad=True)
+    >>> loss = weighted_pg_loss(lp, torch.tensor([1.0, -1.0]), torch.tensor([0.5, 0.25]))
+    >>> loss.backward()
+    >>> lp.grad
+    tensor([-0.2500,  0.1250])
+    """
+    if not all(isinstance(t, th.Tensor) for t in (log_prob, advantages, weights)):
+        raise TypeError("log_prob, advantages and weights must be torch tensors")
+    if not log_prob.shape == advantages.shape == weights.shape:
+        raise ValueError(
+            f"log_prob, advantages and weights must have the same shape, got {tuple(log_prob.shape)}, "
+            f"{tuple(advantages.shape)} and {tuple(weights.shape)}"
+        )
+    return -(weights.detach() * advantages.detach() * log_prob).mean()

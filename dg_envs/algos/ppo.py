@@ -49,9 +49,9 @@ class KondoPPO(KondoMixin, PPO):
     Each minibatch is screened with a ``no_grad`` forward of the current policy
     (``screen="current"``; ``"cached"`` uses the rollout log-probs instead, exact on the
     first epoch only), then SB3's differentiable forward and backward run on kept samples
-    only. Advantages are normalised over the whole minibatch before slicing. Value loss
-    and entropy bonus use kept samples only.
+    only (plus, by default, a uniform sample for the critic). Advantages are normalised over
+    the whole minibatch before slicing.
 
-    :param keep_fraction, price, kondo_eta: as :class:`dg_envs.algos.KondoA2C`.
+    :param keep_fraction, price, kondo_eta, value_samples: as :class:`dg_envs.algos.KondoA2C`.
     Other arguments: as :class:`DGPPO`.
     """

@@ -18,6 +18,12 @@ action. :class:`ExecutedActionMixin` fixes that without copying SB3's loop:
 Entries without ``executed_action`` are left untouched: Box actions are clipped before
 stepping, and replacing them by their clipped version would bias the update.
 
+Non-finite data never trains silently: the mixin raises :class:`NonFiniteError` naming what
+was non-finite (reward, observation or advantage), the env and the rollout step, before
+``train()`` can change a weight. The cost: one vectorised ``np.isfinite`` over the batch of
+observations per vector step (it has to be then: the next action is computed from them) and
+one over the buffer's rewards and advantages per rollout, nothing per sample.
+
 Any SB3 on-policy algorithm gets the fix by mixing in (the mixin comes first):
 
 >>> from stable_baselines3 import PPO
@@ -42,7 +48,42 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from dg_envs.wrappers.protocol import BEHAVIOR_LOG_PROB, EXECUTED_ACTION
 
-__all__ = ["BehaviorRolloutBuffer", "BehaviorRolloutBufferSamples", "ExecutedActionMixin", "InfoRecorder"]
+__all__ = [
+    "BehaviorRolloutBuffer", "BehaviorRolloutBufferSamples", "ExecutedActionMixin", "InfoRecorder", "NonFiniteError",
+    "check_finite",
+]
+
+
+class NonFiniteError(ValueError):
+    """A reward, observation or advantage reaching the learner was NaN or infinite."""
+
+
+def check_finite(values: Any, what: str, where: str, axes: tuple[str, ...] = ("rollout step", "env")) -> None:
+    """Raise :class:`NonFiniteError` if ``values`` (an array or a dict of arrays) holds NaN or inf.
+
+    ``what`` names the quantity ("reward", "observation", "advantage"), ``where`` its origin,
+    ``axes`` the meaning of the leading indices (for the first bad entry's position). Integer
+    arrays are skipped: they are always finite.
+
+    >>> check_finite(np.array([[0.0, 1.0], [np.nan, 0.0]]), "reward", "the rollout buffer")
+    Traceback (most recent call last):
+    ...
+    dg_envs.algos.relabel.NonFiniteError: non-finite reward in the rollout buffer: nan at rollout step 1, env 0 (1 of 4 entries); the learner's weights were not updated
+    """
+    if isinstance(values, dict):
+        for key, value in values.items():
+            check_finite(value, f"{what} {key!r}", where, axes)
+        return
+    values = np.asarray(values)
+    if values.dtype.kind not in "fc" or np.isfinite(values).all():
+        return
+    bad = np.argwhere(~np.isfinite(values))
+    first = tuple(int(i) for i in bad[0])
+    at = ", ".join(f"{axis} {i}" for axis, i in zip(axes, first))
+    raise NonFiniteError(
+        f"non-finite {what} in {where}: {values[first]}{' at ' + at if at else ''} ({len(bad)} of {values.size} "
+        "entries); the learner's weights were not updated"
+    )
 
 
 class BehaviorRolloutBufferSamples(NamedTuple):
@@ -95,6 +136,12 @@ class InfoRecorder(VecEnvWrapper):
 
     def step_wait(self):
         obs, rewards, dones, infos = self.venv.step_wait()
+        # Checked now: the policy's next forward runs on them (and would fail inside torch).
+        where = f"step {len(self.infos)} of the rollout (from the env)"
+        check_finite(obs, "observation", where, axes=("env",))
+        for i in np.flatnonzero(dones):
+            if "terminal_observation" in infos[i]:
+                check_finite(infos[i]["terminal_observation"], f"terminal observation of env {i}", where, axes=())
         self.infos.append(infos)
         return obs, rewards, dones, infos
 
@@ -118,10 +165,15 @@ class ExecutedActionMixin:
         super()._setup_model()  # type: ignore[misc]
 
     def collect_rollouts(self, env: VecEnv, callback, rollout_buffer: RolloutBuffer, n_rollout_steps: int) -> bool:
+        check_finite(self._last_obs, "observation", "the env's last reset or step", axes=("env",))  # type: ignore[attr-defined]
         recorder = InfoRecorder(env)
         result = super().collect_rollouts(recorder, callback, rollout_buffer, n_rollout_steps)  # type: ignore[misc]
         # An early stop (callback returned False) records one step more than the buffer holds.
         n_stored = rollout_buffer.buffer_size if rollout_buffer.full else rollout_buffer.pos
+        # Rewards first: a non-finite reward also makes the advantages non-finite.
+        check_finite(rollout_buffer.rewards[:n_stored], "reward", "the rollout buffer (rewards from the env)")
+        check_finite(rollout_buffer.advantages[:n_stored], "advantage",
+                     "the rollout buffer (from the value estimates; rewards and observations were finite)")
         relabel_rollout_buffer(self.policy, rollout_buffer, recorder.infos[:n_stored], self.action_space)  # type: ignore[attr-defined]
         self.relabelled_fraction = getattr(rollout_buffer, "_relabelled_fraction", 0.0)
         self.logger.record("rollout/relabelled_fraction", self.relabelled_fraction)  # type: ignore[attr-defined]

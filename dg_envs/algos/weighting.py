@@ -1,18 +1,23 @@
-"""The one place where our algorithms differ from SB3: per-sample weights on the policy gradient.
+"""Per-sample weights on the policy gradient: DG, Kondo and importance weighting on SB3's ``train()``.
 
-:class:`WeightedPolicyGradientMixin` leaves SB3's ``train()`` body untouched. For the
-duration of ``train()`` it wraps two calls that SB3 makes once per minibatch:
+The one place where our algorithms differ from SB3. :class:`WeightedPolicyGradientMixin`
+leaves SB3's ``train()`` body untouched. For the duration of ``train()`` it wraps two calls
+that SB3 makes once per minibatch:
 
 * ``rollout_buffer.get`` -> each minibatch passes through :meth:`_prepare_minibatch`
   (identity for DG; the Kondo gate screens it and slices it to the kept samples there,
-  *before* SB3's differentiable forward) and is remembered;
-* ``policy.evaluate_actions`` -> the returned ``log_prob`` is passed through
+  *before* SB3's differentiable forward) and is handed to a :class:`MinibatchPairing`;
+* ``policy.evaluate_actions`` -> takes that prepared minibatch back (exactly one per call:
+  an unpaired or repeated call raises, so a future SB3 that evaluated a minibatch twice
+  could not train partly ungated in silence), and passes the returned ``log_prob`` through
   :class:`ScaleGradient`, an identity in the forward pass whose backward multiplies each
   sample's gradient by the detached weight from :meth:`_sample_weights`.
 
 Since SB3's policy loss is linear in each sample's ``A_i * ratio_i`` (PPO) or
 ``A_i * log pi_i`` (A2C), scaling the gradient of ``log pi_i`` by ``w_i > 0`` is exactly
-``w_i * A_i`` in place of ``A_i`` (PPO's clipping selects the same branch, as ``w_i > 0``).
+``w_i * A_i`` in place of ``A_i`` (PPO's clipping selects the same branch, as ``w_i > 0``):
+for A2C the gradient is that of :func:`dg_envs.algos.gates.weighted_pg_loss`, the readable
+reference the tests compare against.
 Value and entropy losses are unchanged (caveat: a policy without an analytic entropy makes
 SB3 estimate it from ``log_prob``, and that estimate's gradient is gated too). The logged
 ``train/policy_gradient_loss`` / ``train/policy_loss`` stay SB3's ungated values.
@@ -24,9 +29,8 @@ those units.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch as th
 from gymnasium import spaces
@@ -34,8 +38,13 @@ from stable_baselines3.common.preprocessing import get_action_dim
 
 from dg_envs.algos.gates import delight, dg_gate, kondo_gate
 from dg_envs.algos.relabel import ExecutedActionMixin
+from dg_envs.validation import check_choice, check_real
+from dg_envs.wrappers.actors import push_policy_snapshot
 
-__all__ = ["SURPRISALS", "ScaleGradient", "WeightedPolicyGradientMixin", "surprisal", "push_snapshot"]
+__all__ = [
+    "SURPRISALS", "MinibatchPairing", "PreparedMinibatch", "ScaleGradient", "WeightedPolicyGradientMixin",
+    "surprisal", "push_snapshot",
+]
 
 SURPRISALS = ("auto", "raw", "entropy_centered", "per_dim", "clipped")
 LOG_DENSITY_CLIP = 10.0
@@ -86,17 +95,69 @@ def push_snapshot(env: Any, policy: Any) -> int:
     """Push a policy snapshot to every StaleActor/MismatchedActor under ``env`` (0 if none)."""
     if env is None:
         return 0
-    try:
-        from dg_envs.wrappers.actors import push_policy_snapshot
-    except ImportError:  # the wrappers package predates actors.py
-        return 0
     return int(push_policy_snapshot(env, policy) or 0)
 
 
-def _validate_eta(name: str, eta: float, allow_zero: bool = False) -> None:
-    ok = isinstance(eta, (int, float)) and not math.isnan(eta) and (eta >= 0 if allow_zero else eta > 0)
-    if not ok:
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {eta!r}")
+class PreparedMinibatch(NamedTuple):
+    """A minibatch as SB3's differentiable forward will see it, with the Kondo masks over it."""
+
+    batch: Any
+    """What SB3 runs its forward/backward on (Kondo: only the selected samples)."""
+    policy_mask: th.Tensor | None = None
+    """Samples of ``batch`` in the policy gradient (None: all)."""
+    value_mask: th.Tensor | None = None
+    """Samples of ``batch`` in the value loss (None: all)."""
+
+
+class MinibatchPairing:
+    """Pairs each prepared minibatch of one ``train()`` with exactly one ``evaluate_actions`` call.
+
+    SB3's ``train()`` draws a minibatch from the buffer, then evaluates it once. Both sides
+    of that pairing are wrapped; a minibatch prepared while the previous one was never
+    evaluated, or an ``evaluate_actions`` call with no minibatch waiting (a second call for
+    the same minibatch), raises instead of training partly ungated.
+
+    >>> pairing = MinibatchPairing()
+    >>> pairing.prepare(PreparedMinibatch(batch="mb0"))
+    >>> pairing.take().batch
+    'mb0'
+    >>> pairing.take()
+    Traceback (most recent call last):
+    ...
+    RuntimeError: evaluate_actions was called inside train() with no prepared minibatch waiting (a second call for the same minibatch?): each minibatch must be evaluated exactly once, or part of the update would go ungated
+    """
+
+    def __init__(self) -> None:
+        self._waiting: PreparedMinibatch | None = None
+        self.prepared = 0
+        self.taken = 0
+
+    def prepare(self, prepared: PreparedMinibatch) -> None:
+        """Hand over the next minibatch; the previous one must have been evaluated."""
+        if self._waiting is not None:
+            raise RuntimeError(
+                "a minibatch was drawn from the rollout buffer inside train() while the previous one was "
+                "never passed to evaluate_actions: each minibatch must be evaluated exactly once"
+            )
+        self._waiting = prepared
+        self.prepared += 1
+
+    def take(self) -> PreparedMinibatch:
+        """The minibatch waiting for this ``evaluate_actions`` call."""
+        if self._waiting is None:
+            raise RuntimeError(
+                "evaluate_actions was called inside train() with no prepared minibatch waiting (a second call "
+                "for the same minibatch?): each minibatch must be evaluated exactly once, or part of the "
+                "update would go ungated"
+            )
+        prepared, self._waiting = self._waiting, None
+        self.taken += 1
+        return prepared
+
+    def close(self) -> None:
+        """End of ``train()``: every drawn minibatch must have been evaluated."""
+        if self._waiting is not None:
+            raise RuntimeError("train() ended with a drawn minibatch that was never passed to evaluate_actions")
 
 
 class WeightedPolicyGradientMixin(ExecutedActionMixin):
@@ -110,21 +171,21 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
     surprisal: str = "auto"
 
     def __init__(self, *args: Any, surprisal: str = "auto", **kwargs: Any) -> None:
-        if surprisal not in SURPRISALS:
-            raise ValueError(f"surprisal must be one of {SURPRISALS}, got {surprisal!r}")
-        self.surprisal = surprisal
+        self.surprisal = check_choice(surprisal, "surprisal", SURPRISALS)
         super().__init__(*args, **kwargs)
 
     # -- hooks ---------------------------------------------------------------------------
-    def _sample_weights(self, batch: Any, advantages: th.Tensor, log_prob: th.Tensor, surprise: th.Tensor) -> th.Tensor | None:
+    def _sample_weights(
+        self, prepared: PreparedMinibatch, advantages: th.Tensor, log_prob: th.Tensor, surprise: th.Tensor
+    ) -> th.Tensor | None:
         """Per-sample weights on the policy-gradient term (None: unweighted, plain SB3)."""
         return None
 
-    def _prepare_minibatch(self, batch: Any) -> Any:
-        """Return the minibatch SB3 will run its differentiable forward/backward on."""
-        return batch
+    def _prepare_minibatch(self, batch: Any) -> PreparedMinibatch:
+        """The minibatch SB3 will run its differentiable forward/backward on, with its masks."""
+        return PreparedMinibatch(batch)
 
-    def _value_weights(self, batch: Any) -> th.Tensor | None:
+    def _value_weights(self, prepared: PreparedMinibatch) -> th.Tensor | None:
         """Per-sample weights on the value-loss gradient (None: SB3's value loss unchanged)."""
         return None
 
@@ -160,36 +221,35 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
         policy, buffer = self.policy, self.rollout_buffer  # type: ignore[attr-defined]
         self._evaluate_actions = policy.evaluate_actions
         self._stats: dict[str, list[Any]] = defaultdict(list)
+        self._pairing = pairing = MinibatchPairing()
         orig_get = buffer.get
-        current: dict[str, Any] = {}
 
         def get(batch_size: int | None = None):
             for batch in orig_get(batch_size):
+                prepared = self._prepare_minibatch(batch)
+                n, mask = len(prepared.batch.advantages), prepared.policy_mask
                 self._stats["screened"].append(len(batch.advantages))
-                batch = self._prepare_minibatch(batch)
-                self._stats["backward"].append(len(batch.advantages))
-                mask = getattr(self, "_policy_mask", None)
-                self._stats["kept"].append(len(batch.advantages) if mask is None else int(mask.sum()))
-                current["batch"] = batch
-                yield batch
+                self._stats["backward"].append(n)
+                self._stats["kept"].append(n if mask is None else int(mask.sum()))
+                pairing.prepare(prepared)
+                yield prepared.batch
 
         def evaluate_actions(obs, actions, *args, **kwargs):
             values, log_prob, entropy = self._evaluate_actions(obs, actions, *args, **kwargs)
-            batch = current.pop("batch", None)
-            if batch is not None:
-                adv = self._gate_advantages(batch.advantages)
-                surprise = self._surprise(log_prob, entropy)
-                mask = getattr(self, "_policy_mask", None)  # Kondo: stats over kept samples only
-                chi = delight(adv, -surprise)
-                # Stats stay tensors until train() ends: no per-minibatch synchronisation.
-                self._stats["delight_mean"].append((chi if mask is None else chi[mask]).mean())
-                self._stats["surprisal_mean"].append((surprise if mask is None else surprise[mask]).mean())
-                w = self._sample_weights(batch, adv, log_prob.detach(), surprise)
-                if w is not None:
-                    log_prob = ScaleGradient.apply(log_prob, w.to(log_prob.dtype))
-                v = self._value_weights(batch)
-                if v is not None:
-                    values = ScaleGradient.apply(values, v.to(values.dtype).reshape(values.shape))
+            prepared = pairing.take()
+            adv = self._gate_advantages(prepared.batch.advantages)
+            surprise = self._surprise(log_prob, entropy)
+            mask = prepared.policy_mask  # Kondo: stats over kept samples only
+            chi = delight(adv, -surprise)
+            # Stats stay tensors until train() ends: no per-minibatch synchronisation.
+            self._stats["delight_mean"].append((chi if mask is None else chi[mask]).mean())
+            self._stats["surprisal_mean"].append((surprise if mask is None else surprise[mask]).mean())
+            w = self._sample_weights(prepared, adv, log_prob.detach(), surprise)
+            if w is not None:
+                log_prob = ScaleGradient.apply(log_prob, w.to(log_prob.dtype))
+            v = self._value_weights(prepared)
+            if v is not None:
+                values = ScaleGradient.apply(values, v.to(values.dtype).reshape(values.shape))
             return values, log_prob, entropy
 
         # Instance attributes shadow the methods for this call only; restore whatever was there.
@@ -198,6 +258,7 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
         buffer.get = get
         try:
             super().train()  # type: ignore[misc]
+            pairing.close()
         finally:
             for obj, name, previous in saved:
                 if previous is None:
@@ -219,7 +280,7 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
         rec("train/kondo_backward_samples", backward)
 
     def _excluded_save_params(self) -> list[str]:
-        return [*super()._excluded_save_params(), "_stats", "_policy_mask", "_value_mask"]  # type: ignore[misc]
+        return [*super()._excluded_save_params(), "_stats", "_pairing"]  # type: ignore[misc]
 
 
 class DelightMixin(WeightedPolicyGradientMixin):
@@ -228,29 +289,27 @@ class DelightMixin(WeightedPolicyGradientMixin):
     eta: float = 1.0
 
     def __init__(self, *args: Any, eta: float = 1.0, **kwargs: Any) -> None:
-        _validate_eta("eta", eta)
-        self.eta = float(eta)
+        # inf is allowed: the gate is 1/2 everywhere (PG at half step).
+        self.eta = check_real(eta, "eta", low=0.0, low_open=True, allow_inf=True)
         super().__init__(*args, **kwargs)
 
-    def _sample_weights(self, batch, advantages, log_prob, surprise):
+    def _sample_weights(self, prepared, advantages, log_prob, surprise):
         w = dg_gate(advantages, -surprise, eta=self.eta)
-        mask = getattr(self, "_policy_mask", None)
+        mask = prepared.policy_mask
         self._stats["gate_mean"].append((w if mask is None else w[mask]).mean())
         return w
 
 
 class KondoMixin(DelightMixin):
-    """DG plus the Kondo gate: screen each minibatch without gradients, train on kept samples only.
+    """DG plus the Kondo gate: screen each minibatch without gradients, backward only through the selected samples.
 
     ``value_samples="uniform"`` (default): the differentiable forward/backward runs on the kept
-    samples plus a uniform random sample of the same size; the policy gradient uses the kept
-    ones only, the value loss the uniform ones only (an unbiased critic for at most twice the
-    kept cost). ``"kept"``: policy and value losses on the kept samples only (cheapest; the
-    critic then sees only high-delight samples and drifts).
+    samples plus a uniform random sample of the same size; the policy gradient and the entropy
+    bonus use those selected samples, weighted so that only kept ones carry a policy gradient,
+    and the value loss's gradient comes from the uniform ones only (an unbiased critic for at
+    most twice the kept cost). ``"kept"``: policy and value losses on the kept samples only
+    (cheapest; the critic then sees only high-delight samples and drifts).
     """
-
-    _policy_mask: th.Tensor | None = None
-    _value_mask: th.Tensor | None = None
 
     def __init__(
         self,
@@ -263,20 +322,15 @@ class KondoMixin(DelightMixin):
         **kwargs: Any,
     ) -> None:
         if keep_fraction is not None and price is not None:
-            raise ValueError("pass either keep_fraction or price, not both")
-        if keep_fraction is not None and not (isinstance(keep_fraction, (int, float)) and 0.0 < keep_fraction <= 1.0):
-            raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction!r}")
-        if price is not None and not (isinstance(price, (int, float)) and math.isfinite(price)):
-            raise ValueError(f"price must be finite, got {price!r}")
-        _validate_eta("kondo_eta", kondo_eta, allow_zero=True)
-        if math.isinf(kondo_eta):
-            raise ValueError(f"kondo_eta must be finite, got {kondo_eta!r}")
-        if screen not in ("current", "cached"):
-            raise ValueError(f"screen must be 'current' or 'cached', got {screen!r}")
-        if value_samples not in ("uniform", "kept"):
-            raise ValueError(f"value_samples must be 'uniform' or 'kept', got {value_samples!r}")
-        self.keep_fraction, self.price, self.kondo_eta, self.screen = keep_fraction, price, float(kondo_eta), screen
-        self.value_samples = value_samples
+            raise ValueError(f"pass either keep_fraction or price, not both (got {keep_fraction!r} and {price!r})")
+        if keep_fraction is not None:
+            keep_fraction = check_real(keep_fraction, "keep_fraction", low=0.0, low_open=True, high=1.0)
+        if price is not None:
+            price = check_real(price, "price")
+        self.keep_fraction, self.price = keep_fraction, price
+        self.kondo_eta = check_real(kondo_eta, "kondo_eta", low=0.0)
+        self.screen = check_choice(screen, "screen", ("current", "cached"))
+        self.value_samples = check_choice(value_samples, "value_samples", ("uniform", "kept"))
         super().__init__(*args, **kwargs)
 
     def train(self) -> None:
@@ -305,25 +359,23 @@ class KondoMixin(DelightMixin):
             keep = kondo_gate(adv, -surprise, price=self.price, keep_fraction=self.keep_fraction, eta=self.kondo_eta)
             if not keep.any():  # SB3's train() needs a non-empty batch: keep the most delightful
                 keep[th.argmax(delight(adv, -surprise))] = True
-        self._policy_mask = self._value_mask = None
         if bool(keep.all()):
-            return batch
+            return PreparedMinibatch(batch)
         if self.value_samples == "kept":
-            return _select(batch, keep)
+            return PreparedMinibatch(_select(batch, keep))
         # The critic learns from a uniform sample as large as the kept set: kept samples alone
         # (high delight) would bias V upwards and make every advantage negative.
         value = th.zeros_like(keep)
         value[th.randperm(len(keep), device=keep.device)[: int(keep.sum())]] = True
         selected = keep | value
-        self._policy_mask, self._value_mask = keep[selected], value[selected]
-        return _select(batch, selected)
+        return PreparedMinibatch(_select(batch, selected), policy_mask=keep[selected], value_mask=value[selected])
 
-    def _sample_weights(self, batch, advantages, log_prob, surprise):
-        w = super()._sample_weights(batch, advantages, log_prob, surprise)
-        return w if self._policy_mask is None else w * self._policy_mask
+    def _sample_weights(self, prepared, advantages, log_prob, surprise):
+        w = super()._sample_weights(prepared, advantages, log_prob, surprise)
+        return w if prepared.policy_mask is None else w * prepared.policy_mask
 
-    def _value_weights(self, batch):
-        return None if self._value_mask is None else self._value_mask.float()
+    def _value_weights(self, prepared):
+        return None if prepared.value_mask is None else prepared.value_mask.float()
 
 
 def _select(batch: Any, keep: th.Tensor) -> Any:
@@ -338,12 +390,13 @@ class ImportanceWeightMixin(WeightedPolicyGradientMixin):
     max_weight: float | None = None
 
     def __init__(self, *args: Any, max_weight: float | None = None, **kwargs: Any) -> None:
-        if max_weight is not None and not (isinstance(max_weight, (int, float)) and max_weight > 0):
-            raise ValueError(f"max_weight must be > 0, got {max_weight!r}")
+        if max_weight is not None:
+            max_weight = check_real(max_weight, "max_weight", low=0.0, low_open=True)
         self.max_weight = max_weight
         super().__init__(*args, **kwargs)
 
-    def _sample_weights(self, batch, advantages, log_prob, surprise):
+    def _sample_weights(self, prepared, advantages, log_prob, surprise):
+        batch = prepared.batch
         behaviour = getattr(batch, "behavior_log_prob", batch.old_log_prob)
         log_w = (log_prob - behaviour).clamp(max=80.0)  # exp(80) is finite in float32
         w = th.exp(log_w)

@@ -7,9 +7,9 @@ import torch as th
 @pytest.fixture
 def force_unit_gate(monkeypatch):
     """Force every gate weight to exactly 1 so the rest of the pipeline must equal SB3."""
-    from dg_envs.algos import base
+    from dg_envs.algos import weighting
 
-    monkeypatch.setattr(base, "dg_gate", lambda adv, lp, eta=1.0: th.ones_like(adv))
+    monkeypatch.setattr(weighting, "dg_gate", lambda adv, lp, eta=1.0: th.ones_like(adv))
 
 
 @pytest.fixture(autouse=True)

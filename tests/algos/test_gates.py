@@ -2,12 +2,13 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch as th
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dg_envs.algos.gates import delight, dg_gate, kondo_gate
+from dg_envs.algos.gates import delight, dg_gate, kondo_gate, weighted_pg_loss
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=32)
 
@@ -123,3 +124,24 @@ def test_gates_finite_for_finite_inputs(pairs, eta):
     for kwargs in ({}, {"keep_fraction": 0.5}, {"keep_fraction": 0.5, "eta": eta}, {"price": 1.0, "eta": eta}):
         keep = kondo_gate(adv, lp, **kwargs)
         assert keep.dtype == th.bool and keep.shape == adv.shape
+
+
+@pytest.mark.parametrize("eta", [1e-300, 1e-45, float(np.float32(1e-38)) / 1e10])
+def test_gate_with_underflowing_eta_is_never_nan(eta):
+    # eta underflows to 0 in float32: the limit eta -> 0 is the hard gate, with 1/2 at chi = 0.
+    w = dg_gate(th.tensor([0.0, 1.0, -1.0, 5.0]), th.tensor([-1.0, -1.0, -1.0, 0.0]), eta=eta)
+    assert th.equal(w, th.tensor([0.5, 1.0, 0.0, 0.5]))
+
+
+def test_weighted_pg_loss_hand_values():
+    lp = th.tensor([-0.5, -2.0, -1.0], requires_grad=True)
+    adv, w = th.tensor([1.0, -1.0, 2.0]), th.tensor([0.5, 0.25, 0.0])
+    loss = weighted_pg_loss(lp, adv, w)
+    assert math.isclose(float(loss), -(0.5 * 1 * -0.5 + 0.25 * -1 * -2.0 + 0.0) / 3, rel_tol=1e-6)
+    loss.backward()
+    assert th.allclose(lp.grad, th.tensor([-0.5, 0.25, 0.0]) / 3)
+
+
+def test_weighted_pg_loss_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        weighted_pg_loss(th.zeros(3), th.zeros(3), th.zeros(2))

@@ -15,13 +15,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 sys.path.insert(0, os.path.dirname(__file__))
 from _algos_test_utils import SMALL, AlwaysReplace  # noqa: E402
 
-from dg_envs.algos import DGA2C, DGPPO, IWPG, PG, ExecutedActionMixin, KondoA2C, KondoPPO  # noqa: E402
+from dg_envs.algos import DGA2C, DGPPO, IWPG, PG, KondoA2C, KondoPPO, RelabelledA2C, RelabelledPPO  # noqa: E402
+from dg_envs.algos.relabel import NonFiniteError  # noqa: E402
 
 ALGOS = [DGA2C, DGPPO, KondoA2C, KondoPPO, PG, IWPG]
-
-
-class RelabelledPPO(ExecutedActionMixin, PPO):
-    pass
 
 
 def collect(model, n_steps):
@@ -141,3 +138,58 @@ def test_vec_stale_actor_gets_snapshots_and_is_relabelled():
     buffer = model.rollout_buffer
     # Relabelled log-probs are the rollout policy's, behaviour log-probs the stale actor's own.
     assert not np.allclose(buffer.log_probs, buffer.behavior_log_probs)
+
+
+class ThreeStepEnv(gym.Env):
+    """Three steps per episode; reward 0, 0, ``last_reward``; the third observation is ``last_obs``."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, last_reward=0.0, last_obs=0.0):
+        self.last_reward, self.last_obs, self.t = last_reward, last_obs, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        obs = np.full(2, self.last_obs if self.t == 2 else 0.0, np.float32)
+        return obs, (self.last_reward if self.t == 3 else 0.0), self.t == 3, False, {}
+
+
+ALL_ALGOS = [*ALGOS, RelabelledPPO, RelabelledA2C]
+
+
+def _small(cls):
+    ppo = issubclass(cls, PPO)
+    return dict(n_steps=6, **({"batch_size": 6, "n_epochs": 1} if ppo else {}), **SMALL)
+
+
+@pytest.mark.parametrize("cls", ALL_ALGOS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nonfinite_reward_raises_before_weights_change(cls, bad):
+    model = cls("MlpPolicy", DummyVecEnv([lambda: ThreeStepEnv(last_reward=bad)]), **_small(cls))
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    with pytest.raises(NonFiniteError, match="non-finite reward .* rollout step 2, env 0"):
+        model.learn(12)
+    assert all(th.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+
+
+@pytest.mark.parametrize("cls", ALL_ALGOS, ids=lambda c: c.__name__)
+def test_nan_observation_raises_naming_observation(cls):
+    model = cls("MlpPolicy", DummyVecEnv([lambda: ThreeStepEnv(last_obs=np.nan)]), **_small(cls))
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    with pytest.raises(NonFiniteError, match="non-finite observation in step 1 of the rollout .* env 0"):
+        model.learn(12)
+    assert all(th.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+
+
+def test_nonfinite_advantage_is_named_as_such():
+    model = DGA2C("MlpPolicy", DummyVecEnv([ThreeStepEnv]), **_small(DGA2C))
+    with th.no_grad():  # a critic that blew up: finite data, non-finite values
+        model.policy.value_net.bias.fill_(np.inf)
+    with pytest.raises(NonFiniteError, match="non-finite advantage"):
+        model.learn(6)
