@@ -1,5 +1,8 @@
 """The dg-envs command: the demo, the papers' experiments and the speed benchmarks.
 
+Every option is checked before any training starts: a bad number or output folder is a usage
+error (exit code 2) that names the option.
+
 >>> from dg_envs.cli import build_parser
 >>> build_parser().parse_args(["experiment", "bandit-geometry", "--quick"]).quick
 True
@@ -13,7 +16,43 @@ import time
 from pathlib import Path
 
 from dg_envs.experiments import EXPERIMENTS
-from dg_envs.experiments.common import RESULTS_DIR
+from dg_envs.experiments.common import RESULTS_DIR, prepare_out_dir
+
+
+def _count(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < low:
+        raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 1 (argparse's usage error names the option otherwise).
+
+    >>> positive_int("3")
+    3
+    >>> positive_int("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be an integer >= 1, got '0'
+    """
+    return _count(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 0.
+
+    >>> non_negative_int("0")
+    0
+    >>> non_negative_int("1.5")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be an integer >= 0, got '1.5'
+    """
+    return _count(text, 0)
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -31,12 +70,15 @@ def _demo(args: argparse.Namespace) -> None:
           f"({time.perf_counter() - start:.0f} s). The full sweep: dg-envs experiment mnist-staleness")
 
 
+def _experiment_overrides(args: argparse.Namespace) -> dict:
+    return {"jobs": args.jobs} if args.jobs is not None else {}
+
+
 def _experiment(args: argparse.Namespace) -> None:
     from dg_envs.experiments import run_experiment
 
-    overrides = {"jobs": args.jobs} if args.jobs is not None else {}
     table = run_experiment(args.name, quick=args.quick, seeds=args.seeds, out_dir=args.out,
-                           tensorboard_log=args.tensorboard, **overrides)
+                           tensorboard_log=args.tensorboard, **_experiment_overrides(args))
     print(table)
     print(f"\nWritten to {Path(args.out) / args.name}.md / .png / .jsonl")
 
@@ -53,32 +95,54 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="the main job: a few-minute comparison, no data download")
-    demo.add_argument("--lag", type=int, default=300, help="actor staleness in learner updates (default 300)")
-    demo.add_argument("--updates", type=int, default=900, help="learner updates per run (default 900)")
-    demo.add_argument("--seeds", type=int, default=1, help="seeds per method (default 1)")
+    demo.add_argument("--lag", type=positive_int, default=300,
+                      help="actor staleness in learner updates, >= 1 (default 300)")
+    demo.add_argument("--updates", type=positive_int, default=900, help="learner updates per run, >= 1 (default 900)")
+    demo.add_argument("--seeds", type=positive_int, default=1, help="seeds per method, >= 1 (default 1)")
     demo.add_argument("--out", default="dg_envs_demo", help="output folder (default ./dg_envs_demo)")
     demo.add_argument("--tensorboard", default=None, metavar="DIR", help="also log every run to TensorBoard")
-    demo.set_defaults(func=_demo)
+    demo.set_defaults(func=_demo, usage_error=demo.error)
 
     exp = sub.add_parser("experiment", help="run one of the papers' experiments")
     exp.add_argument("name", choices=sorted(EXPERIMENTS))
     exp.add_argument("--quick", action="store_true", help="the minutes-long variant")
-    exp.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the config's, 3)")
+    exp.add_argument("--seeds", type=positive_int, default=None,
+                     help="number of seeds, >= 1 (default: the config's, 3)")
     exp.add_argument("--out", default=str(RESULTS_DIR), help=f"output folder (default {RESULTS_DIR})")
     exp.add_argument("--tensorboard", default=None, metavar="DIR", help="also log every run to TensorBoard")
-    exp.add_argument("--jobs", type=int, default=None, metavar="N",
-                     help="training runs in parallel, one process each (experiments that support it: mujoco)")
-    exp.set_defaults(func=_experiment)
+    exp.add_argument("--jobs", type=positive_int, default=None, metavar="N",
+                     help="training runs in parallel, one process each, >= 1 (experiments that support it: mujoco)")
+    exp.set_defaults(func=_experiment, usage_error=exp.error)
 
     bench = sub.add_parser("bench", help="speed benchmarks, as ratios measured in one run")
     bench.add_argument("--quick", action="store_true", help="fewer repeats")
-    bench.set_defaults(func=_bench)
+    bench.set_defaults(func=_bench, usage_error=bench.error)
     return parser
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """What ``type=`` cannot check, before any training: ``--jobs`` against the experiment's
+    settings, and the output folders (created, and a probe file written and deleted). A usage
+    error naming the option otherwise."""
+    if args.command == "experiment" and args.jobs is not None:
+        from dg_envs.experiments import make_config
+
+        try:
+            make_config(args.name, quick=args.quick, **_experiment_overrides(args))
+        except ValueError as error:
+            args.usage_error(f"argument --jobs: {error}")
+    for option in ("out", "tensorboard"):
+        if getattr(args, option, None) is not None:
+            try:
+                prepare_out_dir(getattr(args, option), name=f"argument --{option}")
+            except ValueError as error:
+                args.usage_error(str(error))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dg-envs`` console script."""
     args = build_parser().parse_args(argv)
+    check_args(args)
     args.func(args)
     return 0
 

@@ -3,13 +3,14 @@
 import argparse
 
 from dg_envs.bench.wrappers import MIN_RATIO, bench_vec_actors, bench_wrappers, is_stack
+from dg_envs.cli import positive_int
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--env", default="CartPole-v1", help="Gymnasium env id (default CartPole-v1)")
-    parser.add_argument("--steps", type=int, default=2_000, help="steps per repeat (short slices, many repeats: robust to a busy machine)")
-    parser.add_argument("--repeats", type=int, default=41, help="interleaved repeats (the median is reported)")
-    parser.add_argument("--n-envs", type=int, default=8, help="sub-envs for the batched-actor comparison")
+    parser.add_argument("--steps", type=positive_int, default=2_000, help="steps per repeat (short slices, many repeats: robust to a busy machine)")
+    parser.add_argument("--repeats", type=positive_int, default=41, help="interleaved repeats (the median is reported)")
+    parser.add_argument("--n-envs", type=positive_int, default=8, help="sub-envs for the batched-actor comparison")
     args = parser.parse_args()
     results = bench_wrappers(env_id=args.env, n_steps=args.steps, repeats=args.repeats)
     print()

@@ -17,13 +17,14 @@ import tempfile
 
 import numpy as np
 
+from dg_envs.cli import positive_int
 from dg_envs.experiments import mujoco
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--log-std-init", type=float, default=-2.0)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=positive_int, default=3)
     args = parser.parse_args()
     config = dataclasses.replace(mujoco.Config(), ablation_log_std_init=args.log_std_init)
     with tempfile.TemporaryDirectory() as out_dir:  # run_job saves nothing for these runs

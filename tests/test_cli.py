@@ -1,8 +1,13 @@
 """The dg-envs command line."""
 
+import argparse
+import subprocess
+import sys
+import time
+
 import pytest
 
-from dg_envs.cli import build_parser, main
+from dg_envs.cli import build_parser, main, non_negative_int, positive_int
 
 
 def test_experiment_command_writes_results(tmp_path, capsys):
@@ -20,3 +25,72 @@ def test_unknown_experiment_is_refused_with_the_accepted_names(capsys):
 def test_demo_defaults_are_small():
     args = build_parser().parse_args(["demo"])
     assert args.seeds == 1 and args.updates <= 1000 and args.out == "dg_envs_demo"
+
+
+def _cli(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+    """Run ``dg-envs ARGS`` as a user does, in a subprocess; return the result and its seconds."""
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "dg_envs.cli", *args], capture_output=True, text=True,
+                            timeout=60, check=False)
+    return result, time.perf_counter() - start
+
+
+def _error_line(stderr: str) -> str:
+    """argparse's one-line message (after the usage lines)."""
+    (line,) = [line for line in stderr.splitlines() if ": error: " in line]
+    return line
+
+
+@pytest.mark.parametrize("command", [["experiment", "bandit-geometry", "--quick"], ["demo"]])
+@pytest.mark.parametrize("where", ["file", "file/below"])
+def test_cli_rejects_bad_out_dir(tmp_path, command, where):
+    """An existing file (or a folder that cannot be made) as --out: a usage error in seconds,
+    before any training, instead of a traceback after the whole sweep."""
+    (tmp_path / "file").write_text("not a folder")
+    result, seconds = _cli(*command, "--out", str(tmp_path / where))
+    assert result.returncode == 2, result.stderr
+    assert "--out" in _error_line(result.stderr) and "Traceback" not in result.stderr
+    assert seconds < 5.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing trained, nothing written
+
+
+@pytest.mark.parametrize("args, option", [
+    (["demo", "--updates", "-5"], "--updates"),
+    (["demo", "--updates", "0"], "--updates"),
+    (["demo", "--lag", "-1"], "--lag"),
+    (["demo", "--seeds", "0"], "--seeds"),
+    (["demo", "--seeds", "two"], "--seeds"),
+    (["experiment", "bandit-geometry", "--seeds", "0"], "--seeds"),
+    (["experiment", "bandit-geometry", "--seeds", "-1"], "--seeds"),
+    (["experiment", "mujoco", "--jobs", "0"], "--jobs"),
+    (["experiment", "mujoco", "--jobs", "1.5"], "--jobs"),
+])
+def test_cli_rejects_invalid_counts(tmp_path, args, option):
+    result, seconds = _cli(*args, "--out", str(tmp_path / "out"))
+    assert result.returncode == 2, result.stderr
+    line = _error_line(result.stderr)
+    assert f"argument {option}:" in line and "must be an integer >= " in line and "Traceback" not in result.stderr
+    assert seconds < 5.0
+    assert not (tmp_path / "out").exists()  # refused at parse time, before the output folder
+
+
+def test_cli_rejects_invalid_jobs_for_an_experiment_without_them(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", "bandit-geometry", "--jobs", "2", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "argument --jobs: bandit-geometry has no setting ['jobs']" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_rejects_bad_tensorboard_dir(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", "bandit-geometry", "--out", str(tmp_path), "--tensorboard", str(tmp_path / "file")])
+    assert exit_info.value.code == 2 and "argument --tensorboard must be a writable folder" in capsys.readouterr().err
+
+
+def test_count_types_accept_their_ranges():
+    assert positive_int("1") == 1 and non_negative_int("0") == 0
+    for text, check in [("0", positive_int), ("-1", non_negative_int), ("1e3", positive_int)]:
+        with pytest.raises(argparse.ArgumentTypeError, match="must be an integer"):
+            check(text)

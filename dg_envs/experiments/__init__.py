@@ -3,19 +3,20 @@
 ``dg-envs experiment NAME`` runs one; :func:`run_experiment` is the same from Python.
 Each writes ``NAME.md`` (table, mean ± std over seeds), ``NAME.png``, ``NAME.jsonl`` (raw
 records) and ``NAME.config.json`` (the settings) into the output folder, ``docs/results/`` by
-default.
+default. The experiment contract (``Config``, ``run``, ``analyse``) is described in
+:mod:`dg_envs.experiments.common`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
-import inspect
 import json
 import time
 from pathlib import Path
 
-from dg_envs.experiments.common import RESULTS_DIR, save_records
+from dg_envs.experiments.common import RESULTS_DIR, prepare_out_dir, save_records
+from dg_envs.validation import check_int
 
 #: Experiment name -> module (imported on use: each pulls in what it needs).
 EXPERIMENTS = {
@@ -43,9 +44,7 @@ def make_config(name: str, quick: bool = False, seeds: int | None = None, **over
         raise ValueError(f"{name} has no setting {sorted(unknown)}; its settings are "
                          f"{[f.name for f in dataclasses.fields(config)]}")
     if seeds is not None:
-        if seeds < 1:
-            raise ValueError(f"seeds must be a positive number of seeds, got {seeds}")
-        overrides["seeds"] = tuple(range(seeds))
+        overrides["seeds"] = tuple(range(check_int(seeds, "seeds", low=1)))
     return dataclasses.replace(config, **overrides) if overrides else config
 
 
@@ -54,19 +53,21 @@ def run_experiment(name: str, quick: bool = False, seeds: int | None = None, out
     """Run experiment ``name``, write its table/figure/records into ``out_dir``, return the table.
 
     ``tensorboard_log``: a folder for SB3's TensorBoard logs of every training run (off by default).
+    The settings and ``out_dir`` are checked before the sweep starts (``ValueError`` naming
+    them): ``out_dir`` is created if needed and must be a folder this process can write in.
     """
+    module = get_experiment(name)
+    config = make_config(name, quick=quick, seeds=seeds, **overrides)
+    out_dir = prepare_out_dir(out_dir)
+
     import torch
 
     # Small networks gain nothing from intra-op threads, and on a shared 2-core machine two
     # threads per process make runs several times slower: one thread each, and experiments
     # can run side by side.
     torch.set_num_threads(1)
-    module = get_experiment(name)
-    config = make_config(name, quick=quick, seeds=seeds, **overrides)
-    out_dir = Path(out_dir)
     start = time.perf_counter()
-    extra = {"out_dir": out_dir} if "out_dir" in inspect.signature(module.run).parameters else {}
-    records = module.run(config, progress=progress, tensorboard_log=tensorboard_log, **extra)
+    records = module.run(config, progress=progress, tensorboard_log=tensorboard_log, out_dir=out_dir)
     save_records(records, out_dir, name)
     (out_dir / f"{name}.config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1, default=str))
     table = module.analyse(records, out_dir)

@@ -154,8 +154,12 @@ def _measure(logits, correct, contamination, eta, baseline=True) -> list[dict]:
     return out
 
 
-def run(config: Config, progress: bool = True, tensorboard_log: str | None = None) -> list[dict]:
-    """All sweeps, one record per (setting, sweep point, seed, method)."""
+def run(config: Config, progress: bool = True, tensorboard_log: str | None = None,
+        out_dir: Path | str = ".") -> list[dict]:
+    """All sweeps, one record per (setting, sweep point, seed, method).
+
+    Exact expectations, no training: ``progress``, ``tensorboard_log`` and ``out_dir`` are unused.
+    """
     records = []
     settings = {"single": (1, config.single_arms), "multi": (config.multi_contexts, config.multi_arms)}
     for setting, (n_contexts, n_arms) in settings.items():

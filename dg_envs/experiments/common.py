@@ -2,20 +2,28 @@
 
 An experiment (bsuite's split) is a module with
 
+* ``NAME``: its name, as ``dg-envs experiment NAME`` takes it;
 * ``Config``: a dataclass, each field documented; ``Config.quick()`` gives the minutes-long variant;
-* ``run(config, progress=True, tensorboard_log=None) -> list[dict]``: the sweep, one flat record per run
-  (a ``run`` that saves artefacts besides the records, such as a trained model, also takes
-  ``out_dir``);
+* ``run(config, progress=True, tensorboard_log=None, out_dir=".") -> list[dict]``: the sweep, one
+  flat record per run. Every experiment's ``run`` has this one signature; ``out_dir`` is where a
+  ``run`` saves artefacts besides the records (``mujoco``'s trained expert), and the others
+  ignore it;
 * ``analyse(records, out_dir) -> str``: writes ``<name>.md`` and ``<name>.png`` (with
   :func:`write_page`), returns the table.
 
-:func:`dg_envs.experiments.run_experiment` ties them together and saves the raw records.
+Algorithms are named as in :data:`dg_envs.algos.ALGORITHMS` and their classes come from
+:func:`dg_envs.algos.get_algorithm`; an experiment keeps per-method settings (keyword
+arguments, a record label) as data in its ``Config``, never a table of classes of its own.
+
+:func:`dg_envs.experiments.run_experiment` ties them together: it checks the output folder
+(:func:`prepare_out_dir`) before the sweep starts, and saves the raw records.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -23,6 +31,37 @@ import numpy as np
 
 #: Where committed results live, relative to the repository root.
 RESULTS_DIR = Path("docs") / "results"
+
+
+def prepare_out_dir(out_dir: Path | str, name: str = "out_dir") -> Path:
+    """Create the output folder ``out_dir`` if needed and check that files can be written in it.
+
+    Called before a sweep starts, so that a bad folder fails in a second instead of losing the
+    records of a finished sweep. A probe file is created in the folder and deleted again.
+    ``ValueError`` naming ``name`` (the argument, or the command-line option) otherwise.
+
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile() as f:
+    ...     prepare_out_dir(f.name)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: out_dir must be a writable folder; '...' is an existing file
+    """
+    path = Path(out_dir)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{name} must be a writable folder; {str(path)!r} is an existing file")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"{name} must be a writable folder; cannot create {str(path)!r}: "
+                         f"{error.strerror or error}") from error
+    try:
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".dg_envs_probe_"):
+            pass
+    except OSError as error:
+        raise ValueError(f"{name} must be a writable folder; cannot write in {str(path)!r}: "
+                         f"{error.strerror or error}") from error
+    return path
 
 
 def mean_spread(values: Iterable[float]) -> tuple[float, float]:

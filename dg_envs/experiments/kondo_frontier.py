@@ -66,24 +66,26 @@ def gate_label(gate: dict) -> str:
 
 def run_spec(config: Config, task: str, gate: dict, seed: int, tensorboard_log: str | None = None) -> RunSpec:
     """One training run."""
-    from dg_envs.algos import KondoA2C, KondoPPO
+    from dg_envs.algos import get_algorithm
 
     if task == "mnist":
-        return RunSpec(algo=KondoA2C, env_id="dg_envs/MNISTBandit-v0", env_kwargs={"split": "train"}, seed=seed,
-                       total_updates=config.mnist_updates, n_envs=config.mnist_batch, n_steps=1,
+        return RunSpec(algo=get_algorithm("KondoA2C"), env_id="dg_envs/MNISTBandit-v0", env_kwargs={"split": "train"},
+                       seed=seed, total_updates=config.mnist_updates, n_envs=config.mnist_batch, n_steps=1,
                        algo_kwargs={"learning_rate": 1e-3, "ent_coef": 0.0, **gate,
                                     "policy_kwargs": {"net_arch": [100, 100], "optimizer_class": torch.optim.Adam}},
                        tensorboard_log=tensorboard_log)
     if task == "token-reversal":
-        return RunSpec(algo=KondoPPO, env_id="dg_envs/TokenReversal-v0", env_kwargs={"length": config.token_length},
-                       seed=seed, total_updates=config.token_updates, n_envs=8, n_steps=128,
+        return RunSpec(algo=get_algorithm("KondoPPO"), env_id="dg_envs/TokenReversal-v0",
+                       env_kwargs={"length": config.token_length}, seed=seed, total_updates=config.token_updates,
+                       n_envs=8, n_steps=128,
                        algo_kwargs={"learning_rate": 1e-3, "ent_coef": 0.0, "batch_size": 256, "n_epochs": 4, **gate},
                        tensorboard_log=tensorboard_log)
     raise ValueError(f"task must be 'mnist' or 'token-reversal', got {task!r}")
 
 
-def run(config: Config, progress: bool = True, tensorboard_log: str | None = None) -> list[dict]:
-    """Every (task, gate, seed): final error, backward samples, seconds in train()."""
+def run(config: Config, progress: bool = True, tensorboard_log: str | None = None,
+        out_dir: Path | str = ".") -> list[dict]:
+    """Every (task, gate, seed): final error, backward samples, seconds in train() (``out_dir``: unused)."""
     evaluators = {}
     if "mnist" in config.tasks:
         from dg_envs.envs.mnist import load_mnist

@@ -43,7 +43,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, write_page
-from dg_envs.experiments.training import RelabelledPPO, RunSpec, train_run
+from dg_envs.experiments.training import RunSpec, train_run
 
 NAME = "mujoco"
 
@@ -54,8 +54,8 @@ class Config:
 
     tasks: tuple[str, ...] = ("InvertedPendulum-v5", "Hopper-v5", "HalfCheetah-v5", "Walker2d-v5")
     methods: tuple[str, ...] = ("PG", "PPO", "DGPPO")
-    """PG: REINFORCE with a value baseline; PPO: SB3's, trained on the executed action
-    (:class:`~dg_envs.experiments.training.RelabelledPPO`); DGPPO: ours."""
+    """Names of :data:`dg_envs.algos.ALGORITHMS`. PG: REINFORCE with a value baseline; PPO: SB3's,
+    trained on the executed action (:class:`dg_envs.algos.RelabelledPPO`); DGPPO: ours."""
     frictions: tuple[str, ...] = ("clean", "stale+reward", "bug")
     timesteps: int | None = None
     """Timesteps per run; None: each task's ``n_timesteps`` in the Zoo YAML (30k-100k)."""
@@ -138,15 +138,6 @@ def expert_path(out_dir: Path | str, env_id: str) -> Path:
     return Path(out_dir) / f"{NAME}-expert-{env_id}.zip"
 
 
-def _algorithm(method: str) -> type:
-    from dg_envs.algos import DGPPO, PG
-
-    table = {"PG": PG, "PPO": RelabelledPPO, "DGPPO": DGPPO}
-    if method not in table:
-        raise ValueError(f"method must be one of {sorted(table)}, got {method!r}")
-    return table[method]
-
-
 def jobs(config: Config) -> tuple[list[dict], list[dict]]:
     """The runs: those that need nothing (experts first), and the discovery runs that need an expert."""
     first = [{"sweep": "expert", "task": t, "friction": "clean", "method": "PPO", "seed": 0} for t in config.discovery_tasks]
@@ -164,6 +155,7 @@ def run_job(job: dict, config: Config, out_dir: str, tensorboard_log: str | None
     """Train one job of :func:`jobs`; return its record (the expert job also saves the model)."""
     import torch
 
+    from dg_envs.algos import get_algorithm
     from dg_envs.wrappers import PolicyOracle
 
     torch.set_num_threads(1)
@@ -186,7 +178,7 @@ def run_job(job: dict, config: Config, out_dir: str, tensorboard_log: str | None
         frictions = {"discovery": {"p": config.discovery_p, "oracle": PolicyOracle.load(expert_path(out_dir, task))}}
     else:
         frictions = friction_settings(config, gym.make(task).action_space.high)[job["friction"]]
-    spec = RunSpec(algo=_algorithm(method), env_id=task, seed=job["seed"], total_updates=updates, n_steps=n_steps,
+    spec = RunSpec(algo=get_algorithm(method), env_id=task, seed=job["seed"], total_updates=updates, n_steps=n_steps,
                    frictions=frictions, algo_kwargs=algo_kwargs, eval_every=max(updates // config.eval_points, 1),
                    tensorboard_log=tensorboard_log)
     evaluate = partial(mean_return, env_id=task, episodes=config.eval_episodes)
@@ -199,7 +191,14 @@ def run_job(job: dict, config: Config, out_dir: str, tensorboard_log: str | None
 
 
 def run(config: Config, progress: bool = True, tensorboard_log: str | None = None, out_dir: Path | str = ".") -> list[dict]:
-    """Every sweep, ``config.jobs`` runs at a time; one record per run (the expert's included)."""
+    """Every sweep, ``config.jobs`` runs at a time; one record per run (the expert's included).
+
+    ``out_dir``: where the experts are saved (``mujoco-expert-<task>.zip``), the discovery oracles.
+    """
+    from dg_envs.algos import get_algorithm
+
+    for method in {*config.methods, *config.discovery_methods}:  # an unknown name fails before any run
+        get_algorithm(method)
     first, then = jobs(config)
     out_dir = str(out_dir)
     Path(out_dir).mkdir(parents=True, exist_ok=True)

@@ -20,14 +20,15 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from stable_baselines3 import PPO
 from tqdm.auto import tqdm
 
 from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, write_page
-from dg_envs.experiments.training import RelabelledPPO, RunSpec, sequence_error, train_run
+from dg_envs.experiments.training import RunSpec, sequence_error, train_run
 
 NAME = "token-reversal-frictions"
 
@@ -37,8 +38,10 @@ class Config:
     """Settings of the token-reversal friction sweep."""
 
     methods: tuple[str, ...] = ("PG", "PPO", "DGPPO", "KondoPPO")
-    """PG: REINFORCE with a value baseline; PPO: SB3's, trained on the executed action
-    (:class:`RelabelledPPO`); DGPPO / KondoPPO (keep_fraction 0.3): ours."""
+    """Names of :data:`dg_envs.algos.ALGORITHMS`. PG: REINFORCE with a value baseline; PPO: SB3's,
+    trained on the executed action (:class:`dg_envs.algos.RelabelledPPO`); DGPPO / KondoPPO: ours."""
+    method_kwargs: dict[str, dict] = field(default_factory=lambda: {"KondoPPO": {"keep_fraction": 0.3}})
+    """Extra keyword arguments of a method's algorithm, by method name (KondoPPO keeps 30%)."""
     length: int = 10
     """Prompt length H of the friction sweep (the paper's 10)."""
     vocab_size: int = 2
@@ -83,21 +86,23 @@ def friction_settings(config: Config) -> dict[str, dict]:
     return settings
 
 
-def algorithm(method: str):
-    """The class of a method name, and its extra keyword arguments."""
-    from dg_envs.algos import DGPPO, PG, KondoPPO
+def algorithm(config: Config, method: str) -> tuple[type, dict]:
+    """The class of a method name (from :func:`dg_envs.algos.get_algorithm`) and its extra keyword arguments.
 
-    table = {"PG": (PG, {}), "PPO": (RelabelledPPO, {}), "DGPPO": (DGPPO, {}), "KondoPPO": (KondoPPO, {"keep_fraction": 0.3})}
-    if method not in table:
-        raise ValueError(f"method must be one of {sorted(table)}, got {method!r}")
-    return table[method]
+    >>> algo, extra = algorithm(Config(), "KondoPPO")
+    >>> algo.__name__, extra
+    ('KondoPPO', {'keep_fraction': 0.3})
+    """
+    from dg_envs.algos import get_algorithm
+
+    return get_algorithm(method), dict(config.method_kwargs.get(method, {}))
 
 
 def run_spec(config: Config, method: str, frictions: dict, length: int, vocab_size: int, seed: int,
              tensorboard_log: str | None = None) -> RunSpec:
     """One training run."""
-    algo, extra = algorithm(method)
-    if algo.__name__.endswith("PPO"):
+    algo, extra = algorithm(config, method)
+    if issubclass(algo, PPO):  # minibatches and epochs: PPO's family only
         extra = {"batch_size": 256, "n_epochs": 4, **extra}
     return RunSpec(algo=algo, env_id="dg_envs/TokenReversal-v0", seed=seed,
                    env_kwargs={"length": length, "vocab_size": vocab_size},
@@ -106,8 +111,11 @@ def run_spec(config: Config, method: str, frictions: dict, length: int, vocab_si
                    tensorboard_log=tensorboard_log)
 
 
-def run(config: Config, progress: bool = True, tensorboard_log: str | None = None) -> list[dict]:
-    """Both sweeps; one record per run."""
+def run(config: Config, progress: bool = True, tensorboard_log: str | None = None,
+        out_dir: Path | str = ".") -> list[dict]:
+    """Both sweeps; one record per run (``out_dir``: unused)."""
+    for method in {*config.methods, *config.size_methods}:  # an unknown name fails before any run
+        algorithm(config, method)
     grid = [("frictions", name, config.length, config.vocab_size, m, s)
             for name in friction_settings(config) for m in config.methods for s in config.seeds]
     grid += [("size", "all", h, v, m, s) for h, v in config.sizes for m in config.size_methods for s in config.seeds]

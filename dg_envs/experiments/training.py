@@ -1,6 +1,9 @@
 """One training run, as every experiment does it: build the (frictioned) vector env, train, evaluate.
 
 Kept small on purpose: experiments differ in their configs and analyses, not in how a run is made.
+The SB3 baselines (``"PPO"``, ``"A2C"``) are :class:`dg_envs.algos.RelabelledPPO` and
+:class:`~dg_envs.algos.RelabelledA2C`, found like every algorithm through
+:func:`dg_envs.algos.get_algorithm`; :func:`train_run` adds the snapshots their stale actors need.
 """
 
 from __future__ import annotations
@@ -11,23 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
 import dg_envs  # noqa: F401  (registers the environment ids)
-from dg_envs.algos import ExecutedActionMixin
 from dg_envs.algos.weighting import WeightedPolicyGradientMixin
 from dg_envs.wrappers import SnapshotCallback, apply_frictions
-
-
-class RelabelledPPO(ExecutedActionMixin, PPO):
-    """SB3's PPO trained on the executed action: the fair PPO baseline under frictions.
-
-    Its ratio's denominator is the rollout policy's log-prob of the action that ran. Snapshots
-    for the stale actor come from :class:`~dg_envs.wrappers.SnapshotCallback` (added by
-    :func:`train_run` for every SB3 baseline).
-    """
 
 
 @dataclass
@@ -35,7 +27,8 @@ class RunSpec:
     """Everything that defines one training run."""
 
     algo: type
-    """The algorithm class (ours or SB3's)."""
+    """The algorithm class: one of :data:`dg_envs.algos.ALGORITHMS` (ours, or SB3's relabelled
+    to the executed action), or any SB3 on-policy algorithm."""
     env_id: str
     """A registered Gymnasium id."""
     seed: int

@@ -27,10 +27,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from dg_envs.algos import DGA2C, DGPPO, IWPG, PG, KondoA2C, KondoPPO
+from dg_envs.algos import ALGORITHMS
 
-#: The Zoo's names for our algorithms (lower case, as the Zoo's own ``ppo``, ``a2c``...).
-ZOO_ALGOS = {"dgppo": DGPPO, "kondoppo": KondoPPO, "dga2c": DGA2C, "kondoa2c": KondoA2C, "pg": PG, "iwpg": IWPG}
+#: Registry names the Zoo already has (its ``ppo`` and ``a2c`` are SB3's own): not overridden.
+ZOO_OWN = frozenset({"PPO", "A2C"})
+
+#: The Zoo's names for our algorithms: :data:`dg_envs.algos.ALGORITHMS` in lower case (as the
+#: Zoo's own ``ppo``, ``a2c``...), less the names the Zoo already has.
+ZOO_ALGOS = {name.lower(): cls for name, cls in ALGORITHMS.items() if name not in ZOO_OWN}
 
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
 

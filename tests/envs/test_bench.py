@@ -20,3 +20,17 @@ def test_bench_envs_reports_every_env(capsys):
 def test_bench_envs_rejects_bad_arguments():
     with pytest.raises(ValueError, match="n_steps"):
         bench_envs(n_steps=0)
+
+
+@pytest.mark.parametrize("script, option", [("bench_envs.py", "--steps"), ("bench_envs.py", "--repeats"),
+                                            ("bench_wrappers.py", "--n-envs"), ("mujoco_narrow_start.py", "--seeds")])
+def test_bench_scripts_reject_invalid_counts(script, option):
+    """A count below 1 is argparse's usage error naming the option, before any measurement."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / script
+    result = subprocess.run([sys.executable, str(path), option, "0"], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 2 and f"argument {option}: must be an integer >= 1" in result.stderr

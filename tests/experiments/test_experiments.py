@@ -1,7 +1,9 @@
 """Every experiment runs end to end in its quick mode (one seed) and writes its table and figure;
 the exact tabular analysis is also checked against analytic facts."""
 
+import inspect
 import json
+import os
 
 import numpy as np
 import pytest
@@ -61,6 +63,89 @@ def test_make_config_seeds_and_validation():
         make_config("bandit-geometry", seeds=0)
     with pytest.raises(ValueError, match="experiment must be one of"):
         make_config("no-such-experiment")
+
+
+def _no_training(*args, **kwargs):
+    raise AssertionError("training started")
+
+
+@pytest.mark.parametrize("where", ["file", "file/below"])
+def test_run_experiment_rejects_bad_out_dir_before_running(tmp_path, monkeypatch, where):
+    """A file where the output folder should be fails before the sweep, not after it."""
+    from dg_envs.experiments import get_experiment
+
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setattr(get_experiment("bandit-geometry"), "run", _no_training)
+    with pytest.raises(ValueError, match="out_dir must be a writable folder"):
+        run_experiment("bandit-geometry", quick=True, out_dir=tmp_path / where, progress=False)
+
+
+def test_prepare_out_dir_creates_and_leaves_no_probe(tmp_path):
+    from dg_envs.experiments.common import prepare_out_dir
+
+    assert prepare_out_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert list((tmp_path / "a" / "b").iterdir()) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes in any folder")
+def test_run_experiment_rejects_unwritable_out_dir(tmp_path, monkeypatch):
+    from dg_envs.experiments import get_experiment
+
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    monkeypatch.setattr(get_experiment("bandit-geometry"), "run", _no_training)
+    with pytest.raises(ValueError, match="out_dir must be a writable folder; cannot write"):
+        run_experiment("bandit-geometry", quick=True, out_dir=locked, progress=False)
+
+
+@pytest.mark.parametrize("seeds", [0, -1, 1.5, True])
+def test_make_config_rejects_invalid_seeds(seeds):
+    with pytest.raises(ValueError, match="seeds must be an integer >= 1"):
+        make_config("bandit-geometry", seeds=seeds)
+
+
+@pytest.mark.parametrize("name", sorted(EXPERIMENTS))
+def test_every_experiment_run_has_the_one_signature(name):
+    """run_experiment calls every run the same way (the contract in dg_envs.experiments.common)."""
+    from dg_envs.experiments import get_experiment
+
+    parameters = inspect.signature(get_experiment(name).run).parameters
+    assert list(parameters) == ["config", "progress", "tensorboard_log", "out_dir"]
+    assert [parameters[p].default for p in ("progress", "tensorboard_log")] == [True, None]
+
+
+def test_experiments_take_their_classes_from_the_registry():
+    from dg_envs.algos import ALGORITHMS, RelabelledPPO
+    from dg_envs.experiments import kondo_frontier, mnist_staleness, training
+    from dg_envs.experiments import token_reversal_frictions as trf
+
+    assert not hasattr(training, "RelabelledPPO")  # one class, in dg_envs.algos
+    # mnist-staleness keeps its record labels; "DG" is DGA2C.
+    assert [mnist_staleness.algorithm(m) for m in mnist_staleness.Config().methods] == [
+        ALGORITHMS["PG"], ALGORITHMS["IWPG"], ALGORITHMS["DGA2C"]]
+    config = trf.Config()
+    assert trf.algorithm(config, "PPO") == (RelabelledPPO, {})
+    assert trf.algorithm(config, "KondoPPO") == (ALGORITHMS["KondoPPO"], {"keep_fraction": 0.3})
+    spec = trf.run_spec(config, "KondoPPO", {}, 5, 2, seed=0)
+    assert spec.algo_kwargs["keep_fraction"] == 0.3 and spec.algo_kwargs["n_epochs"] == 4
+    assert "n_epochs" not in trf.run_spec(config, "PG", {}, 5, 2, seed=0).algo_kwargs
+    kondo = kondo_frontier.Config()
+    assert kondo_frontier.run_spec(kondo, "mnist", {"keep_fraction": 0.3}, 0).algo is ALGORITHMS["KondoA2C"]
+    assert kondo_frontier.run_spec(kondo, "token-reversal", {"keep_fraction": 0.3}, 0).algo is ALGORITHMS["KondoPPO"]
+
+
+@pytest.mark.parametrize("name, overrides", [
+    ("mnist-staleness", {"methods": ("PG", "SAC")}),
+    ("token-reversal-frictions", {"methods": ("PPO", "SAC")}),
+    ("mujoco", {"methods": ("PPO", "SAC")}),
+])
+def test_invalid_method_fails_before_any_run(name, overrides, tmp_path, monkeypatch):
+    from dg_envs.experiments import get_experiment
+
+    module = get_experiment(name)
+    monkeypatch.setattr(module, "train_run", _no_training)
+    with pytest.raises(ValueError, match="algorithm must be one of .* got 'SAC'"):
+        run_experiment(name, quick=True, seeds=1, out_dir=tmp_path, progress=False, **overrides)
 
 
 def test_dg_weight_is_p_over_one_plus_p_with_raw_reward():

@@ -24,6 +24,16 @@ def test_every_yaml_entry_builds_its_algorithm(algo):
         assert model.n_steps == params["n_steps"]
 
 
+def test_zoo_algos_are_the_registry_in_lower_case():
+    """Our six under the Zoo's lower-case names, the very classes of dg_envs.algos.ALGORITHMS;
+    the registry's relabelled "PPO"/"A2C" leave the Zoo's own ``ppo``/``a2c`` alone."""
+    from dg_envs.algos import ALGORITHMS, get_algorithm
+
+    assert sorted(ZOO_ALGOS) == ["dga2c", "dgppo", "iwpg", "kondoa2c", "kondoppo", "pg"]
+    assert all(cls is get_algorithm(name) for name, cls in ZOO_ALGOS.items())
+    assert {cls for cls in ALGORITHMS.values()} - set(ZOO_ALGOS.values()) == {ALGORITHMS["PPO"], ALGORITHMS["A2C"]}
+
+
 def test_register_algos_fills_the_zoo_table():
     from rl_zoo3 import ALGOS
 
