@@ -2,7 +2,8 @@
 
 Both are one-step episodic environments (reset -> one step -> terminated), so that an
 on-policy SB3 algorithm sees every pull as a complete episode and the advantage is simply
-reward minus baseline.
+reward minus baseline. Each has a NumPy-batched vector version (:class:`KArmedBanditVectorEnv`,
+:class:`ContextualBanditVectorEnv`), the ids' ``vector_entry_point``.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
 
 from dg_envs.envs.actions import discrete_action
 from dg_envs.envs.rendering import values_to_rgb
+from dg_envs.envs.vector import FixedLengthVectorEnv, IntegerDraws, batched_info, normal_draws, uniform_draws
 from dg_envs.validation import check_choice, check_int, check_real
 
-__all__ = ["KArmedBanditEnv", "ContextualBanditEnv"]
+__all__ = ["KArmedBanditEnv", "ContextualBanditEnv", "KArmedBanditVectorEnv", "ContextualBanditVectorEnv"]
 
 _REWARD_DISTS = ("bernoulli", "gaussian")
 
@@ -103,7 +106,8 @@ class KArmedBanditEnv(gym.Env):
     (the lowest index on ties).
 
     ## Version History
-    - v0: initial version.
+    - v0: initial version; a NumPy-batched vector version, :class:`KArmedBanditVectorEnv`, is the
+      id's ``vector_entry_point``.
 
     Example:
         >>> import gymnasium as gym
@@ -232,7 +236,8 @@ class ContextualBanditEnv(gym.Env):
     of the current context.
 
     ## Version History
-    - v0: initial version.
+    - v0: initial version; a NumPy-batched vector version, :class:`ContextualBanditVectorEnv`, is the
+      id's ``vector_entry_point``.
 
     Example:
         >>> import gymnasium as gym
@@ -342,3 +347,208 @@ class ContextualBanditEnv(gym.Env):
             return head + ": waiting for a pull\n"
         a, r = self._last
         return head + f": pulled {a}, reward {r:g}\n"
+
+
+def _rewards_are_random(means: np.ndarray, reward_dist: str, noise_std: float) -> bool:
+    """Whether :func:`_draw_reward` ever draws for these means (Bernoulli means strictly in (0, 1), Gaussian noise)."""
+    if reward_dist == "bernoulli":
+        return bool(np.any((means > 0.0) & (means < 1.0)))
+    return noise_std > 0.0
+
+
+class _BanditVectorEnv(FixedLengthVectorEnv):
+    """What the two bandit vectors share: one-step episodes and :func:`_draw_reward`, batched.
+
+    Reward draws come from each sub-env's own generator, in the single env's order.
+    """
+
+    def __init__(self, template, num_envs, group_size, autoreset_mode, interleaved: bool) -> None:
+        super().__init__(template, 1, num_envs, group_size, autoreset_mode)
+        self.n_arms, self.means = template.n_arms, template.means
+        self.reward_dist, self.noise_std = template.reward_dist, template.noise_std
+        self._random_rewards = _rewards_are_random(self.means, self.reward_dist, self.noise_std)
+        draws = normal_draws if self.reward_dist == "gaussian" else uniform_draws
+        self._reward_draws = self._random_blocks(draws, per_group=False, interleaved=interleaved)
+
+    def _rewards(self, mean: np.ndarray) -> np.ndarray:
+        """The batched :func:`_draw_reward` for the pulled arms' means (a fresh float64 array)."""
+        if not self._random_rewards:  # means of 0 or 1, or noise_std=0: no draw, as in the single env
+            return mean.astype(np.float64) if self.reward_dist == "gaussian" else (mean >= 1.0).astype(np.float64)
+        if self.reward_dist == "gaussian":
+            return mean + self.noise_std * self._reward_draws.take()
+        reward = (mean >= 1.0).astype(np.float64)
+        drawn = (mean > 0.0) & (mean < 1.0)
+        reward[drawn] = self._reward_draws.take(drawn) < mean[drawn]
+        return reward
+
+
+class KArmedBanditVectorEnv(_BanditVectorEnv):
+    """``num_envs`` copies of :class:`KArmedBanditEnv` stepped as NumPy arrays.
+
+    ## Description
+    The native vector version of ``dg_envs/KArmedBandit-v0`` (its ``vector_entry_point``): the
+    same per-sub-env trajectories, for the same seeds and actions, as ``SyncVectorEnv`` of the
+    single env (sub-env ``i`` is seeded ``seed + i``), in both autoreset modes, computed with
+    array operations instead of a Python loop over sub-envs. Bernoulli and Gaussian reward
+    draws are pre-drawn in blocks from each sub-env's generator (see :mod:`dg_envs.envs.vector`).
+    A K-armed bandit has no per-episode draw, so ``group_size`` only checks ``num_envs``.
+
+    ## Action Space
+    ``MultiDiscrete([n_arms] * num_envs)``: an integer array of shape ``(num_envs,)`` with
+    values in [0, n_arms); anything else raises ``ValueError`` naming ``actions``.
+
+    ## Observation Space
+    ``Box(0, 1, (num_envs, 1), float32)``, all zeros.
+
+    ## Reward
+    Per sub-env as :class:`KArmedBanditEnv`; float64 array of shape ``(num_envs,)``.
+
+    ## Episode End
+    Every step terminates every sub-env's episode. ``NEXT_STEP`` (default): the following
+    step ignores its actions, starts new episodes and returns reward 0, not terminated.
+    ``SAME_STEP``: the terminating step returns the new episodes' observations and
+    ``info["final_obs"]``, ``info["final_info"]``.
+
+    ## Arguments
+    ``num_envs`` (int >= 1), ``autoreset_mode`` (``AutoresetMode.NEXT_STEP`` | ``SAME_STEP``),
+    ``group_size`` (int >= 1 dividing ``num_envs``), and those of :class:`KArmedBanditEnv`,
+    validated by it; ``render_mode`` must be None.
+    Step ``info`` holds ``"mean_reward"`` and ``"regret"`` with their ``"_"`` masks;
+    ``optimal_action()`` is the best arm for each sub-env, shape ``(num_envs,)``.
+
+    ## Version History
+    - v0: initial version.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> import numpy as np
+        >>> import dg_envs
+        >>> envs = gym.make_vec("dg_envs/KArmedBandit-v0", num_envs=3, vectorization_mode="vector_entry_point",
+        ...                     n_arms=5, correct_arm=3)
+        >>> obs, info = envs.reset(seed=0)
+        >>> obs.shape, envs.optimal_action()
+        ((3, 1), array([3, 3, 3]))
+        >>> _, reward, terminated, truncated, info = envs.step(np.array([3, 0, 3]))
+        >>> reward, terminated, info["regret"]
+        (array([1., 0., 1.]), array([ True,  True,  True]), array([0., 1., 0.]))
+    """
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        n_arms: int = 10,
+        reward_dist: str = "bernoulli",
+        means: Any = None,
+        correct_arm: int | None = None,
+        noise_std: float = 1.0,
+        render_mode: str | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        group_size: int = 1,
+    ) -> None:
+        self._check_render_mode(render_mode)
+        template = KArmedBanditEnv(n_arms, reward_dist, means, correct_arm, noise_std)
+        # No reset draws: the reward draws never interleave with another kind.
+        super().__init__(template, num_envs, group_size, autoreset_mode, interleaved=False)
+        self._best_mean = template._best_mean
+
+    def optimal_action(self) -> np.ndarray:
+        """The arm with the largest mean, for every sub-env."""
+        return np.full(self.num_envs, self.template.optimal_action())
+
+    def _start_episodes(self):
+        return np.zeros((self.num_envs, 1), np.float32), {}
+
+    def _advance(self, actions, t):
+        mean = self.means[actions]
+        info = batched_info(self.num_envs, mean_reward=mean, regret=self._best_mean - mean)
+        return np.zeros((self.num_envs, 1), np.float32), self._rewards(mean), info
+
+
+class ContextualBanditVectorEnv(_BanditVectorEnv):
+    """``num_envs`` copies of :class:`ContextualBanditEnv` stepped as NumPy arrays.
+
+    ## Description
+    The native vector version of ``dg_envs/ContextualBandit-v0`` (its ``vector_entry_point``):
+    the same per-sub-env trajectories as ``SyncVectorEnv`` of the single env for the same
+    seeds and actions, in both autoreset modes. Contexts are pre-drawn in blocks of episodes
+    from each generator; with ``group_size=K`` the K sub-envs of a group see the same context
+    each episode (drawn from the group's first sub-env's generator). With random rewards
+    (Bernoulli means strictly between 0 and 1, or Gaussian ``noise_std > 0``) a generator
+    alternates context and reward draws, so every draw is made on its own (a per-sub-env
+    loop, slower); the default one-correct-arm table is fully batched.
+
+    ## Action Space
+    ``MultiDiscrete([n_arms] * num_envs)``: an integer array of shape ``(num_envs,)``.
+
+    ## Observation Space
+    ``Box(0, 1, (num_envs, n_contexts), float32)``: one one-hot context per sub-env.
+
+    ## Reward
+    Per sub-env as :class:`ContextualBanditEnv`; float64 array of shape ``(num_envs,)``.
+
+    ## Episode End
+    As :class:`KArmedBanditVectorEnv`: one-step episodes, ``NEXT_STEP`` or ``SAME_STEP`` autoreset.
+
+    ## Arguments
+    ``num_envs``, ``autoreset_mode``, ``group_size`` as :class:`KArmedBanditVectorEnv`, and those
+    of :class:`ContextualBanditEnv`, validated by it; ``render_mode`` must be None.
+    Reset ``info`` holds ``"context"``; step ``info`` holds ``"context"``, ``"mean_reward"``,
+    ``"regret"``; each with its ``"_"`` mask. ``context`` (shape ``(num_envs,)``) is the current
+    contexts and ``optimal_action()`` their best arms.
+
+    ## Version History
+    - v0: initial version.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> import dg_envs
+        >>> envs = gym.make_vec("dg_envs/ContextualBandit-v0", num_envs=4, vectorization_mode="vector_entry_point",
+        ...                     n_contexts=3, n_arms=4, correct_arms=[2, 0, 1], group_size=2)
+        >>> obs, info = envs.reset(seed=1)
+        >>> bool((obs.argmax(axis=1) == info["context"]).all()), info["context"][0] == info["context"][1]
+        (True, np.True_)
+        >>> envs.step(envs.optimal_action())[1]
+        array([1., 1., 1., 1.])
+    """
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        n_contexts: int = 10,
+        n_arms: int = 10,
+        correct_arms: Any = None,
+        table_seed: int = 0,
+        means: Any = None,
+        reward_dist: str = "bernoulli",
+        noise_std: float = 1.0,
+        render_mode: str | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        group_size: int = 1,
+    ) -> None:
+        self._check_render_mode(render_mode)
+        template = ContextualBanditEnv(n_contexts, n_arms, correct_arms, table_seed, means, reward_dist, noise_std)
+        interleaved = _rewards_are_random(template.means, template.reward_dist, template.noise_std)
+        super().__init__(template, num_envs, group_size, autoreset_mode, interleaved)
+        self.n_contexts, self.correct_arms = template.n_contexts, template.correct_arms
+        self._best_means = self.means.max(axis=1)
+        self._context_draws = self._random_blocks(
+            IntegerDraws(self.n_contexts), per_group=True, dtype=np.int64, interleaved=interleaved
+        )
+        self.context = np.zeros(self.num_envs, dtype=np.int64)
+        self._obs = np.zeros((self.num_envs, self.n_contexts), np.float32)
+
+    def optimal_action(self) -> np.ndarray:
+        """The best arm of each sub-env's current context."""
+        return self.correct_arms[self.context]
+
+    def _start_episodes(self):
+        self.context = self._per_group(self._context_draws.take())
+        self._obs = np.zeros((self.num_envs, self.n_contexts), np.float32)
+        self._obs[np.arange(self.num_envs), self.context] = 1.0
+        return self._obs.copy(), batched_info(self.num_envs, context=self.context.copy())
+
+    def _advance(self, actions, t):
+        c = self.context
+        mean = self.means[c, actions]
+        info = batched_info(self.num_envs, context=c.copy(), mean_reward=mean, regret=self._best_means[c] - mean)
+        return self._obs.copy(), self._rewards(mean), info

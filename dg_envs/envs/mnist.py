@@ -21,6 +21,7 @@ it falls back to the offline set only if ``data_dir`` is the default cache folde
 ``$DG_ENVS_DATA``, that lacks any of the four files raises a ``ValueError``, so that a typo in
 a path never trains silently on the 4,000-digit subset.
 Arrays are loaded once per process (module-level cache) and shared read-only between envs.
+:class:`MNISTBanditVectorEnv` is the NumPy-batched vector version of :class:`MNISTBanditEnv`.
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
 
 from dg_envs.envs.actions import discrete_action
 from dg_envs.envs.rendering import values_to_rgb
+from dg_envs.envs.vector import FixedLengthVectorEnv, batched_info, uniform_draws
 from dg_envs.validation import check_bool, check_choice
 
 SPLITS = ("train", "test")
@@ -290,7 +293,8 @@ class MNISTBanditEnv(gym.Env):
     render_mode (None | "rgb_array"): the current image, in grey, scaled up 4x.
 
     ## Version History
-    v0: initial version.
+    v0: initial version; a NumPy-batched vector version, :class:`MNISTBanditVectorEnv`, is the id's
+    ``vector_entry_point``.
 
     Example:
         >>> import gymnasium as gym
@@ -373,3 +377,88 @@ class MNISTBanditEnv(gym.Env):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self.images, self.labels = load_mnist(self.split, self.data_source, self.data_dir, self.verify)
+
+
+class MNISTBanditVectorEnv(FixedLengthVectorEnv):
+    """``num_envs`` copies of :class:`MNISTBanditEnv` stepped as NumPy arrays.
+
+    ## Description
+    The native vector version of ``dg_envs/MNISTBandit-v0`` (its ``vector_entry_point``): the
+    same per-sub-env trajectories as ``SyncVectorEnv`` of the single env for the same seeds
+    and actions, in both autoreset modes. Each sub-env draws its image index as the single env
+    does (``int(np_random.random() * n_images)``), from uniforms pre-drawn in blocks of
+    episodes (see :mod:`dg_envs.envs.vector`). With ``group_size=K`` the K sub-envs of a group
+    see the same image each episode, drawn from the group's first sub-env's generator.
+
+    ## Action Space
+    ``MultiDiscrete([10] * num_envs)``: an integer array of shape ``(num_envs,)`` with values
+    in [0, 10); anything else raises ``ValueError`` naming ``actions``.
+
+    ## Observation Space
+    ``Box(0, 1, (num_envs, 784), float32)`` (``(num_envs, 28, 28)`` with ``flatten=False``).
+
+    ## Reward
+    1.0 for each sub-env that named its image's label, else 0.0 (float64, shape ``(num_envs,)``).
+
+    ## Episode End
+    Every step terminates every sub-env's episode. ``NEXT_STEP`` (default): the following step
+    ignores its actions, shows new images and returns reward 0, not terminated. ``SAME_STEP``:
+    the terminating step returns the new images and ``info["final_obs"]``, ``info["final_info"]``.
+
+    ## Arguments
+    ``num_envs`` (int >= 1), ``autoreset_mode`` (``AutoresetMode.NEXT_STEP`` | ``SAME_STEP``),
+    ``group_size`` (int >= 1 dividing ``num_envs``), and those of :class:`MNISTBanditEnv`
+    (``split``, ``source``, ``data_dir``, ``flatten``, ``verify``), validated by it; the data
+    are loaded once and shared; ``render_mode`` must be None. Step ``info`` holds ``"label"``
+    and its mask; ``index`` (shape ``(num_envs,)``) is the current image rows and
+    ``optimal_action()`` their labels.
+
+    ## Version History
+    - v0: initial version.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> import dg_envs
+        >>> envs = gym.make_vec("dg_envs/MNISTBandit-v0", num_envs=4, vectorization_mode="vector_entry_point",
+        ...                     split="test", source="offline", group_size=2)
+        >>> obs, info = envs.reset(seed=0)
+        >>> obs.shape, bool((obs[0] == obs[1]).all())
+        ((4, 784), True)
+        >>> envs.step(envs.optimal_action())[1]
+        array([1., 1., 1., 1.])
+    """
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        split: str = "train",
+        source: str = "auto",
+        data_dir: str | os.PathLike | None = None,
+        flatten: bool = True,
+        verify: bool = True,
+        render_mode: str | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        group_size: int = 1,
+    ) -> None:
+        self._check_render_mode(render_mode)
+        template = MNISTBanditEnv(split, source, data_dir, flatten, verify)
+        super().__init__(template, 1, num_envs, group_size, autoreset_mode)
+        self._image_draws = self._random_blocks(uniform_draws, per_group=True)
+        self.index = np.zeros(self.num_envs, dtype=np.int64)
+
+    def optimal_action(self) -> np.ndarray:
+        """The label of each sub-env's current image."""
+        return self.template.labels[self.index]
+
+    def _images(self) -> np.ndarray:
+        # the template holds the shared, read-only arrays (and pickles without them)
+        return self.template.images[self.index].reshape(self.num_envs, *self.template._shape)
+
+    def _start_episodes(self):
+        self.index = self._per_group((self._image_draws.take() * self.template._n).astype(np.int64))
+        return self._images(), {}
+
+    def _advance(self, actions, t):
+        label = self.template.labels[self.index]
+        reward = (actions == label).astype(np.float64)
+        return self._images(), reward, batched_info(self.num_envs, label=label)

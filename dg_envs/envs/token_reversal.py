@@ -1,13 +1,18 @@
-"""Token reversal: write the (reversed, flipped) copy of a random prompt, one token per step."""
+"""Token reversal: write the (reversed, flipped) copy of a random prompt, one token per step.
+
+:class:`TokenReversalVectorEnv` is the NumPy-batched vector version of :class:`TokenReversalEnv`.
+"""
 
 from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
 
 from dg_envs.envs.actions import discrete_action
 from dg_envs.envs.rendering import tokens_to_rgb
+from dg_envs.envs.vector import FixedLengthVectorEnv, IntegerDraws, batched_info
 from dg_envs.validation import check_choice, check_int, check_probability
 
 TASKS = ("copy", "flip", "reverse_copy", "reverse_flip")
@@ -63,7 +68,8 @@ class TokenReversalEnv(gym.Env):
         (two rows of coloured cells: the prompt, the answer so far; blanks black).
 
     ## Version History
-    v0: initial version.
+    v0: initial version; a NumPy-batched vector version, :class:`TokenReversalVectorEnv`, is the id's
+    ``vector_entry_point``.
 
     Example:
         >>> import gymnasium as gym
@@ -173,3 +179,126 @@ class TokenReversalEnv(gym.Env):
         answer = " ".join("_" if t == M else str(t) for t in self._obs[H : 2 * H].tolist())
         prompt = " ".join(str(t) for t in self.prompt.tolist())
         return f"prompt: {prompt} | answer: {answer} | task: {self.task}"
+
+
+class TokenReversalVectorEnv(FixedLengthVectorEnv):
+    """``num_envs`` copies of :class:`TokenReversalEnv` stepped as NumPy arrays.
+
+    ## Description
+    The native vector version of ``dg_envs/TokenReversal-v0`` (its ``vector_entry_point``): the
+    same per-sub-env trajectories as ``SyncVectorEnv`` of the single env for the same seeds
+    and actions, in both autoreset modes. Each sub-env's prompts are its generator's
+    ``integers(0, M, size=H)`` draws, pre-drawn in blocks of episodes (see
+    :mod:`dg_envs.envs.vector`). With ``group_size=K`` the K sub-envs of a group answer the
+    same prompt each episode (the papers' "prompts x samples"), drawn from the group's first
+    sub-env's generator. All episodes last ``length`` steps, so all sub-envs move together.
+
+    ## Action Space
+    ``MultiDiscrete([M] * num_envs)``: the next token of every sub-env, an integer array of shape
+    ``(num_envs,)`` with values in [0, M); anything else raises ``ValueError`` naming ``actions``.
+
+    ## Observation Space
+    ``MultiDiscrete`` of shape ``(num_envs, 2H + 1)`` (int64): per sub-env the prompt, the answer
+    so far (M marks a blank) and the position, as :class:`TokenReversalEnv`.
+
+    ## Reward
+    Per sub-env as :class:`TokenReversalEnv`: 0 before the H-th token, then
+    ``kappa * c + (1 - kappa) * 1{perfect}``; float64, shape ``(num_envs,)``.
+
+    ## Episode End
+    Every sub-env terminates after its H-th token. ``NEXT_STEP`` (default): the following step
+    ignores its actions, draws new prompts and returns reward 0, not terminated. ``SAME_STEP``:
+    the H-th step returns the new prompts' observations and ``info["final_obs"]``,
+    ``info["final_info"]``. The final ``info`` holds ``token_accuracy``, ``prefix_accuracy``
+    and ``perfect``, each with its ``"_"`` mask.
+
+    ## Arguments
+    ``num_envs`` (int >= 1), ``autoreset_mode`` (``AutoresetMode.NEXT_STEP`` | ``SAME_STEP``),
+    ``group_size`` (int >= 1 dividing ``num_envs``), and those of :class:`TokenReversalEnv`
+    (``length``, ``vocab_size``, ``task``, ``reward``, ``kappa``), validated by it;
+    ``render_mode`` must be None. ``prompt`` and ``target`` are ``(num_envs, H)`` arrays;
+    ``optimal_action()`` is every sub-env's next correct token (``RuntimeError`` once the
+    episodes are over, as the single env).
+
+    ## Version History
+    - v0: initial version.
+
+    Example:
+        >>> import gymnasium as gym
+        >>> import dg_envs
+        >>> envs = gym.make_vec("dg_envs/TokenReversal-v0", num_envs=4, vectorization_mode="vector_entry_point",
+        ...                     length=3, vocab_size=2)
+        >>> obs, info = envs.reset(seed=0)
+        >>> obs.shape, bool((envs.target == envs.prompt[:, ::-1]).all())
+        ((4, 7), True)
+        >>> for _ in range(3):
+        ...     obs, reward, terminated, truncated, info = envs.step(envs.optimal_action())
+        >>> reward, terminated, info["perfect"]
+        (array([1., 1., 1., 1.]), array([ True,  True,  True,  True]), array([ True,  True,  True,  True]))
+    """
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        length: int = 10,
+        vocab_size: int = 2,
+        task: str = "reverse_copy",
+        reward: str = "bag",
+        kappa: float = 1.0,
+        render_mode: str | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        group_size: int = 1,
+    ) -> None:
+        self._check_render_mode(render_mode)
+        template = TokenReversalEnv(length, vocab_size, task, reward, kappa)
+        super().__init__(template, template.length, num_envs, group_size, autoreset_mode)
+        self.length, self.vocab_size = template.length, template.vocab_size
+        self.task, self.reward, self.kappa = template.task, template.reward, template.kappa
+        self._prompt_draws = self._random_blocks(
+            IntegerDraws(self.vocab_size, (self.length,)), per_group=True, event_shape=(self.length,), dtype=np.int64
+        )
+        H, N = self.length, self.num_envs
+        self.prompt = np.zeros((N, H), dtype=np.int64)
+        self.target = np.zeros((N, H), dtype=np.int64)
+        self._obs = np.zeros((N, 2 * H + 1), dtype=np.int64)
+        self._n_correct = np.zeros(N, dtype=np.int64)
+        self._prefix = np.zeros(N, dtype=np.int64)
+
+    def optimal_action(self) -> np.ndarray:
+        """Every sub-env's next correct token."""
+        if self._t is None or self._t >= self.length:
+            raise RuntimeError("the episodes are over: call reset() or step() before asking for optimal_action()")
+        return self.target[:, self._t].copy()
+
+    def _start_episodes(self):
+        H, M, template = self.length, self.vocab_size, self.template
+        prompt = self._per_group(self._prompt_draws.take())
+        target = M - 1 - prompt if template._flip else prompt.copy()
+        if template._reverse:
+            target = target[:, ::-1].copy()
+        self.prompt, self.target = prompt, target
+        self._obs[:, :H] = prompt
+        self._obs[:, H:] = M  # blank answers...
+        self._obs[:, 2 * H] = 0  # ...at position 0
+        self._n_correct[:] = 0
+        self._prefix[:] = 0
+        return self._obs.copy(), {}
+
+    def _advance(self, actions, t):
+        H = self.length
+        correct = actions == self.target[:, t]
+        self._n_correct += correct
+        self._prefix += correct & (self._prefix == t)  # no error so far
+        self._obs[:, H + t] = actions
+        self._obs[:, 2 * H] = t + 1
+        if t + 1 < H:
+            return self._obs.copy(), np.zeros(self.num_envs), {}
+        token_accuracy = self._n_correct / H
+        prefix_accuracy = self._prefix / H
+        perfect = self._n_correct == H
+        c = token_accuracy if self.reward == "bag" else prefix_accuracy
+        reward = self.kappa * c + (1.0 - self.kappa) * perfect.astype(np.float64)
+        info = batched_info(
+            self.num_envs, token_accuracy=token_accuracy, prefix_accuracy=prefix_accuracy, perfect=perfect
+        )
+        return self._obs.copy(), reward, info
