@@ -43,6 +43,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from dg_envs.validation import check_int
+
 __all__ = [
     "Actor",
     "SB3PolicyActor",
@@ -195,7 +197,11 @@ class SB3PolicyActor:
     """
 
     def __init__(self, policy: Any, quantize_bits: int | None = None) -> None:
-        _check_quantize_bits(quantize_bits)
+        quantize_bits = _check_quantize_bits(quantize_bits)
+        from stable_baselines3.common.policies import BasePolicy
+
+        if not isinstance(policy, BasePolicy):
+            raise TypeError(f"policy must be a Stable-Baselines3 policy (e.g. model.policy), got {policy!r}")
         from stable_baselines3.common.distributions import (
             BernoulliDistribution,
             CategoricalDistribution,
@@ -231,6 +237,7 @@ class SB3PolicyActor:
         if quantize_bits is not None:
             _quantize_(snapshot, quantize_bits)
         self.policy = snapshot
+        self.observation_space = policy.observation_space
         self.action_space = policy.action_space
         self._kind = type(dist).__name__
         self._nvec = list(dist.action_dims) if isinstance(dist, MultiCategoricalDistribution) else []
@@ -338,9 +345,7 @@ class PolicySnapshotStore:
     """
 
     def __init__(self, max_size: int) -> None:
-        if int(max_size) < 1:
-            raise ValueError(f"max_size must be an integer >= 1, got {max_size!r}")
-        self.max_size = int(max_size)
+        self.max_size = check_int(max_size, "max_size", low=1)
         self._ring: deque[Actor] = deque(maxlen=self.max_size)
         self.num_updates = 0
 
@@ -363,12 +368,17 @@ class PolicySnapshotStore:
 _HAS_PUSH_CACHE: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
 
 
-def _check_quantize_bits(quantize_bits: Any) -> None:
-    ok = quantize_bits is None or (
-        isinstance(quantize_bits, (int, np.integer)) and not isinstance(quantize_bits, bool) and 1 <= quantize_bits <= 16
-    )
-    if not ok:
-        raise ValueError(f"quantize_bits must be None or an integer in 1..16, got {quantize_bits!r}")
+def _check_quantize_bits(quantize_bits: Any) -> int | None:
+    if quantize_bits is None:
+        return None
+    message = f"quantize_bits must be None or an integer in 1..16, got {quantize_bits!r}"
+    try:
+        bits = check_int(quantize_bits, "quantize_bits", low=1)
+    except ValueError:
+        raise ValueError(message) from None
+    if bits > 16:
+        raise ValueError(message)
+    return bits
 
 
 def _quantize_(module: Any, bits: int) -> None:
@@ -384,12 +394,63 @@ def _quantize_(module: Any, bits: int) -> None:
                 param.copy_(th.round((param - low) / scale) * scale + low)
 
 
-def _as_actor(policy: Any, quantize_bits: int | None = None) -> Actor:
+def _check_policy(policy: Any, name: str = "policy") -> None:
+    """Raise a ``TypeError`` unless ``policy`` is an SB3 policy or an :class:`Actor`."""
+    if not (hasattr(policy, "get_distribution") or callable(policy)):
+        hint = f" (an SB3 model? pass {name}=model.policy)" if hasattr(policy, "policy") else ""
+        raise TypeError(
+            f"{name} must be a Stable-Baselines3 policy (e.g. model.policy) or an Actor "
+            f"(callable actor(obs, rng, noise_std=0.0) -> (actions, log_probs)), got {policy!r}{hint}"
+        )
+
+
+def _as_actor(policy: Any, quantize_bits: int | None = None, name: str = "policy") -> Actor:
+    """``policy`` as an :class:`Actor`: an SB3 policy is copied into an :class:`SB3PolicyActor`."""
     if isinstance(policy, SB3PolicyActor) or not hasattr(policy, "get_distribution"):
+        _check_policy(policy, name)
         if quantize_bits is not None:
             raise ValueError("quantize_bits applies when pushing an SB3 policy, not an Actor already built")
         return policy  # already an Actor
     return SB3PolicyActor(policy, quantize_bits=quantize_bits)
+
+
+def _space_fits(policy_space: Any, env_space: Any, is_action: bool) -> bool:
+    """Whether a policy built for ``policy_space`` can act on ``env_space``.
+
+    Box observations need the same size (SB3 flattens them, and transposes images to
+    channels-first itself); Box actions the same shape (bounds may differ: actions are
+    clipped); Dict observations the same keys, each fitting; anything else equality.
+    """
+    from gymnasium import spaces
+
+    if isinstance(env_space, spaces.Dict):
+        return (
+            isinstance(policy_space, spaces.Dict)
+            and set(policy_space.spaces) == set(env_space.spaces)
+            and all(_space_fits(policy_space[key], env_space[key], is_action) for key in env_space.spaces)
+        )
+    if isinstance(env_space, spaces.Box):
+        if not isinstance(policy_space, spaces.Box):
+            return False
+        if is_action:
+            return policy_space.shape == env_space.shape
+        return int(np.prod(policy_space.shape)) == int(np.prod(env_space.shape))
+    return policy_space == env_space
+
+
+def _check_actor_spaces(actor: Any, observation_space: Any, action_space: Any, name: str, where: str) -> None:
+    """Raise a ``ValueError`` if ``actor`` (an SB3 policy or :class:`SB3PolicyActor`) was built for other spaces.
+
+    A custom :class:`Actor` without ``observation_space`` / ``action_space`` is not checked.
+    """
+    actor_obs, actor_act = getattr(actor, "observation_space", None), getattr(actor, "action_space", None)
+    if actor_obs is None or actor_act is None:
+        return
+    if not (_space_fits(actor_obs, observation_space, False) and _space_fits(actor_act, action_space, True)):
+        raise ValueError(
+            f"{name} was built for observation space {actor_obs} and action space {actor_act}, but {where} has "
+            f"observation space {observation_space} and action space {action_space}: push a policy of this env"
+        )
 
 
 def push_policy_snapshot(venv_or_env: Any, policy: Any, quantize_bits: int | None = None) -> int:
@@ -403,6 +464,8 @@ def push_policy_snapshot(venv_or_env: Any, policy: Any, quantize_bits: int | Non
     ``has_attr`` asks whether *all* envs have one). ``quantize_bits`` quantises the copy (see
     :class:`SB3PolicyActor`). Batched :class:`~dg_envs.wrappers.VecStaleActor` /
     :class:`~dg_envs.wrappers.VecMismatchedActor` anywhere in the VecEnv stack are found too.
+    A ``policy`` that is neither raises a ``TypeError``, and one built for other observation
+    or action spaces than the env's a ``ValueError``, here rather than at the next step.
 
     Example:
         >>> import gymnasium as gym
@@ -418,6 +481,8 @@ def push_policy_snapshot(venv_or_env: Any, policy: Any, quantize_bits: int | Non
     """
     from stable_baselines3.common.vec_env import VecEnv
 
+    _check_policy(policy)
+    quantize_bits = _check_quantize_bits(quantize_bits)
     if isinstance(venv_or_env, VecEnv):
         try:
             has_push = _HAS_PUSH_CACHE[venv_or_env]
@@ -429,13 +494,20 @@ def push_policy_snapshot(venv_or_env: Any, policy: Any, quantize_bits: int | Non
                 pass
         if not has_push:
             return 0
+        # Checked here too: an error inside a SubprocVecEnv worker would only kill the worker.
+        where = f"the {type(venv_or_env).__name__}"
+        _check_actor_spaces(policy, venv_or_env.observation_space, venv_or_env.action_space, "policy", where)
         results = venv_or_env.env_method("push_policy_snapshot", _as_actor(policy, quantize_bits))
         return sum(1 for accepted in results if accepted)
     try:
         push = venv_or_env.get_wrapper_attr("push_policy_snapshot")
     except AttributeError:
         return 0
-    return 1 if push(_as_actor(policy, quantize_bits)) else 0
+    actor = _as_actor(policy, quantize_bits)
+    spaces_of = getattr(push, "__self__", None)  # the wrapper: checked against its own spaces
+    if spaces_of is not None and hasattr(spaces_of, "observation_space"):
+        _check_actor_spaces(actor, spaces_of.observation_space, spaces_of.action_space, "policy", type(spaces_of).__name__)
+    return 1 if push(actor) else 0
 
 
 class PolicyOracle:
@@ -509,7 +581,7 @@ class SnapshotCallback(_base_callback()):  # type: ignore[misc]
     """
 
     def __init__(self, verbose: int = 0, quantize_bits: int | None = None) -> None:
-        _check_quantize_bits(quantize_bits)
+        quantize_bits = _check_quantize_bits(quantize_bits)
         super().__init__(verbose)
         self.quantize_bits = quantize_bits
         self.num_pushes = 0

@@ -21,7 +21,9 @@ SB3's ``VecNormalize`` works outside every env and so does not fit that rule.
 
 Box actions: a replacing actor's action is reported as sampled (a Gaussian sample is not
 clipped, so its log-probability is its density, the convention SB3 uses for its own buffer);
-the environment receives it clipped into the Box.
+the environment receives it clipped into the Box. An action returned by a user's callable (an
+``oracle``, a ``bug``) is checked at that step, before the inner env steps: it must be an
+action of the space (for a Box: of its shape and finite; it may leave the bounds).
 
 Each wrapper works per sub-env (SB3's ``DummyVecEnv`` / ``SubprocVecEnv`` and
 ``make_vec_env(wrapper_class=...)`` apply them). The policy-driven actors call their snapshot
@@ -33,6 +35,7 @@ that wrap a whole SB3 VecEnv and run one forward pass per vector step. No
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Callable, SupportsFloat
 
@@ -41,7 +44,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.utils import RecordConstructorArgs
 
-from dg_envs.wrappers.actors import Actor, PolicySnapshotStore
+from dg_envs.validation import check_bool, check_choice, check_int, check_probability, check_real
+from dg_envs.wrappers.actors import Actor, PolicySnapshotStore, _as_actor, _check_actor_spaces
 from dg_envs.wrappers.protocol import (
     ACTOR_LAG,
     BEHAVIOR_LOG_PROB,
@@ -68,22 +72,72 @@ PER_VALUES = ("step", "episode")
 _SUPPORTED_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.Box)
 
 
-def _check_probability(p: Any, name: str = "p") -> float:
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
-    return float(p)
+def _check_reported_log_prob(value: Any, action_space: gym.Space) -> float:
+    """The log-probability a replacing actor reports: finite, and <= 0 for discrete actions.
+
+    One check for :class:`BuggyActor` and :class:`RareDiscovery` (a Box log-density may be
+    positive, a discrete log-probability may not).
+
+    >>> _check_reported_log_prob(np.float32(-0.5), spaces.Discrete(3))
+    -0.5
+    >>> _check_reported_log_prob(0.7, spaces.Discrete(3))
+    Traceback (most recent call last):
+    ...
+    ValueError: reported_log_prob must be a finite real number <= 0.0, got 0.7
+    """
+    return check_real(value, "reported_log_prob", high=None if isinstance(action_space, spaces.Box) else 0.0)
 
 
-def _check_non_negative(x: Any, name: str) -> float:
-    if isinstance(x, bool) or not isinstance(x, numbers.Real) or not float(x) >= 0.0 or not np.isfinite(x):
-        raise ValueError(f"{name} must be a finite number >= 0, got {x!r}")
-    return float(x)
+def _check_policy_actor_args(lag: Any, random_lag: Any, noise_std: Any) -> tuple[int, bool, float]:
+    """``(lag, random_lag, noise_std)`` of a policy-driven actor, checked (per-env and vector alike)."""
+    return check_int(lag, "lag", low=0), check_bool(random_lag, "random_lag"), check_real(noise_std, "noise_std", low=0.0)
 
 
-def _check_choice(value: Any, name: str, accepted: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in accepted:
-        raise ValueError(f"{name} must be one of {', '.join(repr(a) for a in accepted)}; got {value!r}")
-    return value
+def _check_action_space(space: Any, owner: str) -> gym.Space:
+    """The action space an action friction supports: Discrete, MultiDiscrete or Box."""
+    if not isinstance(space, _SUPPORTED_SPACES):
+        raise ValueError(f"env.action_space must be Discrete, MultiDiscrete or Box for {owner}, got {space}")
+    return space
+
+
+def _float_observation_keys(space: gym.Space) -> bool | tuple[str, ...]:
+    """What to check for finiteness in an observation: True (the array), the float keys of a Dict, or False."""
+    if isinstance(space, spaces.Box):
+        return space.dtype.kind == "f"
+    if isinstance(space, spaces.Dict):
+        return tuple(key for key, sub in space.spaces.items() if isinstance(sub, spaces.Box) and sub.dtype.kind == "f")
+    return False
+
+
+def _all_finite(x: np.ndarray) -> bool:
+    """Whether every entry of a float array is finite.
+
+    Small arrays (actions, low-dimensional observations) go through a list: a few hundred ns
+    where ``np.isfinite(x).all()`` costs a few us (the reduction's set-up dominates).
+    """
+    if x.size <= 64:
+        return all(map(math.isfinite, x.ravel().tolist()))
+    return bool(np.isfinite(x).all())
+
+
+def _check_observation_finite(obs: Any, keys: bool | tuple[str, ...], owner: str) -> None:
+    """Raise if the observation a policy-driven actor is about to act on holds NaN or inf.
+
+    A policy's forward pass on NaN gives NaN logits, which sample action 0 with a NaN
+    log-probability: a silent failure. One finiteness test of the (batch of) observations
+    (``keys`` from :func:`_float_observation_keys`; False skips it for integer observations).
+    """
+    if keys is True:
+        finite = _all_finite(np.asarray(obs))
+    elif keys:
+        finite = all(_all_finite(np.asarray(obs[key])) for key in keys)
+    else:
+        return
+    if not finite:
+        raise ValueError(
+            f"the observation given to the {owner} actor is non-finite (NaN or inf): its policy cannot act on it; "
+            "check the environment (or an observation wrapper inside this one)"
+        )
 
 
 def _batch_of_one(obs: Any) -> Any:
@@ -133,6 +187,74 @@ def _as_action(space: gym.Space, action: Any) -> Any:
     return np.array(action, dtype=space.dtype).reshape(space.shape)  # a copy: infos must not share data
 
 
+class _ActionCheck:
+    """``check(raw)``: ``raw`` as an action of ``space`` (a copy), or a ``ValueError`` naming ``name`` and the space.
+
+    For what a user gives, or a user's callable returns (``landmine``, ``oracle``, ``bug``), so
+    that a wrong action fails at the step that produced it, not inside the environment or,
+    later, inside training. Discrete / MultiDiscrete: integers in the space, shaped as the space
+    or as a batch of one. Box: numbers of that shape, finite; outside the bounds too unless
+    ``in_bounds`` (an actor's sample is reported raw and executed clipped). Built once per
+    wrapper (bounds precomputed: about 1 us a call), and picklable.
+
+    >>> _ActionCheck(spaces.Discrete(10), "oracle")(42)
+    Traceback (most recent call last):
+    ...
+    ValueError: oracle returned 42, which is not an action of Discrete(10) (an integer in 0..9)
+    """
+
+    def __init__(self, space: gym.Space, name: str, in_bounds: bool = False) -> None:
+        self.space, self.name, self.in_bounds = space, name, in_bounds
+        self.discrete, self.box = isinstance(space, spaces.Discrete), isinstance(space, spaces.Box)
+        self.shape, self.dtype = space.shape, space.dtype
+        self.shapes = (space.shape, (1, *space.shape))
+        self.kinds = "iuf" if self.box else "iu"
+        if self.discrete:
+            self.low, self.high = int(space.start), int(space.start + space.n)  # high exclusive
+            self.accepted = f"an integer in {self.low}..{self.high - 1}"
+        elif self.box:
+            self.low, self.high = space.low, space.high
+            self.accepted = f"finite numbers of shape {space.shape}{' within its bounds' if in_bounds else ''}"
+        else:  # as lists: a Python comparison of a few entries is cheaper than numpy's
+            self.low = np.asarray(space.start, dtype=np.int64).ravel().tolist()
+            self.high = (np.asarray(space.start, dtype=np.int64) + space.nvec).ravel().tolist()  # exclusive
+            self.accepted = f"integers of shape {space.shape}, each in start..start + nvec - 1"
+
+    def __call__(self, raw: Any) -> Any:
+        if self.discrete and isinstance(raw, (int, np.integer)) and not isinstance(raw, bool):  # the common case
+            if self.low <= raw < self.high:
+                return np.int64(raw)
+            self._fail(raw)
+        if type(raw) is np.ndarray:
+            arr = raw
+        else:
+            try:
+                arr = None if isinstance(raw, (str, bytes)) else np.asarray(raw)
+            except (TypeError, ValueError):  # a ragged list, an object numpy cannot take
+                arr = None
+        if arr is None or arr.dtype.kind not in self.kinds or arr.shape not in self.shapes:
+            self._fail(raw)
+        if self.discrete:
+            action = np.int64(arr.reshape(()))
+            ok = self.low <= action < self.high
+        else:
+            action = np.array(arr, dtype=self.dtype)  # a copy: infos must not share data
+            if action.shape != self.shape:
+                action = action.reshape(self.shape)
+            if self.box:
+                ok = _all_finite(action) and (not self.in_bounds or bool(((action >= self.low) & (action <= self.high)).all()))
+            else:
+                ok = all(low <= a < high for low, a, high in zip(self.low, action.ravel().tolist(), self.high))
+        if not ok:
+            self._fail(raw)
+        return action
+
+    def _fail(self, raw: Any) -> None:
+        if self.name == "landmine":
+            raise ValueError(f"landmine must be an action of {self.space} ({self.accepted}), got {raw!r}")
+        raise ValueError(f"{self.name} returned {raw!r}, which is not an action of {self.space} ({self.accepted})")
+
+
 class _Friction(gym.Wrapper):
     """Shared machinery: ``p``/``per`` validation, the seeded generator, firing decisions."""
 
@@ -142,8 +264,8 @@ class _Friction(gym.Wrapper):
 
     def __init__(self, env: gym.Env, p: float, per: str) -> None:
         gym.Wrapper.__init__(self, env)
-        self.p = _check_probability(p)
-        self.per = _check_choice(per, "per", PER_VALUES)
+        self.p = check_probability(p)
+        self.per = check_choice(per, "per", PER_VALUES)
         self._rng: np.random.Generator | None = None
         self._uniforms: list[float] = []  # a block of draws for the per-step coin (cheap steps)
         self._episode_fires = False
@@ -197,13 +319,8 @@ class _ActionFriction(_Friction):
 
     def __init__(self, env: gym.Env, p: float, per: str) -> None:
         super().__init__(env, p, per)
-        if not isinstance(env.action_space, _SUPPORTED_SPACES):
-            raise ValueError(
-                f"env.action_space must be Discrete, MultiDiscrete or Box for {type(self).__name__}, "
-                f"got {env.action_space}"
-            )
-        self._is_box = isinstance(env.action_space, spaces.Box)
-        self._space = env.action_space
+        self._space = _check_action_space(env.action_space, type(self).__name__)
+        self._is_box = isinstance(self._space, spaces.Box)
 
     def _replace(self, action: Any) -> tuple[Any, float, tuple[str, ...]] | None:
         """Return ``(executed_action, reported_log_prob, friction_names)`` or None to let ``action`` run."""
@@ -241,22 +358,24 @@ class _PolicyActorWrapper(_ActionFriction):
         self, env: gym.Env, lag: int, random_lag: bool, noise_std: float, p: float, per: str
     ) -> None:
         super().__init__(env, p, per)
-        if isinstance(lag, bool) or not isinstance(lag, numbers.Integral) or lag < 0:
-            raise ValueError(f"lag must be an integer >= 0 (learner updates), got {lag!r}")
-        if not isinstance(random_lag, bool):
-            raise ValueError(f"random_lag must be True or False, got {random_lag!r}")
-        self.lag = int(lag)
-        self.random_lag = random_lag
-        self.noise_std = _check_non_negative(noise_std, "noise_std")
+        self.lag, self.random_lag, self.noise_std = _check_policy_actor_args(lag, random_lag, noise_std)
+        # lag + 1 snapshots: the one ``lag`` updates old is always held once that many were pushed.
         self.snapshots = PolicySnapshotStore(max_size=self.lag + 1)
         self._episode_lag = self.lag
+        self._float_obs = _float_observation_keys(self.observation_space)
 
     def push_policy_snapshot(self, actor: Actor) -> int:
         """Store a snapshot of the learner's policy and forward it to inner policy-driven wrappers.
 
+        ``actor``: an :class:`~dg_envs.wrappers.Actor`, or an SB3 policy (copied into an
+        :class:`~dg_envs.wrappers.SB3PolicyActor`); one built for other spaces than this env's
+        is rejected here rather than at the next step.
+
         Returns how many wrappers of this env stored it (``VecEnv.env_method`` reaches only the
         outermost one, which forwards the snapshot inwards).
         """
+        actor = _as_actor(actor, name="actor")
+        _check_actor_spaces(actor, self.observation_space, self.action_space, "actor", type(self).__name__)
         self.snapshots.push(actor)
         env = self.env
         while isinstance(env, gym.Wrapper):
@@ -294,6 +413,8 @@ class _PolicyActorWrapper(_ActionFriction):
         if actor is None:  # no snapshot yet: the learner's action is the current policy's
             return None
         self._used_lag = min(lag, len(self.snapshots) - 1)
+        if self._float_obs:
+            _check_observation_finite(self._obs, self._float_obs, self.friction_name)
         actions, log_probs = actor(_batch_of_one(self._obs), self.rng, noise_std=self.noise_std)
         return _as_action(self.env.action_space, actions[0]), float(log_probs[0]), self._names()
 
@@ -467,33 +588,23 @@ class BuggyActor(_ActionFriction, RecordConstructorArgs):
         )
         _ActionFriction.__init__(self, env, p, per)
         if not callable(bug):
-            _check_choice(bug, "bug", BUG_VALUES + ("a callable bug(obs, action, rng) -> action",))
+            check_choice(bug, "bug", BUG_VALUES + ("a callable bug(obs, action, rng) -> action",))
         self.bug = bug
         space = env.action_space
-        if landmine is None:
-            landmine = _zero_action(space)
-        else:
-            try:
-                landmine = _as_action(space, landmine)
-            except (ValueError, TypeError) as error:
-                raise ValueError(f"landmine must be an action in {space}, got {landmine!r}") from error
-            if not space.contains(landmine):
-                raise ValueError(f"landmine must be an action in {space}, got {landmine!r}")
-        self.landmine = landmine
+        self._check_bug_action = _ActionCheck(space, "bug") if callable(bug) else None
+        self.landmine = _zero_action(space) if landmine is None else _ActionCheck(space, "landmine", in_bounds=True)(landmine)
         if reported_log_prob is None:
             if callable(bug):
                 raise ValueError(
                     "reported_log_prob=None (report the true log-probability) needs bug='landmine' or "
                     "bug='random'; a callable bug has no known distribution: pass a float"
                 )
-        elif (
-            isinstance(reported_log_prob, bool)
-            or not isinstance(reported_log_prob, numbers.Real)
-            or not np.isfinite(reported_log_prob)
-            or (reported_log_prob > 0 and not self._is_box)  # a Box log-density may be positive
-        ):
-            raise ValueError(f"reported_log_prob must be None or a finite float (<= 0 for discrete actions), got {reported_log_prob!r}")
-        self.reported_log_prob = None if reported_log_prob is None else float(reported_log_prob)
+            self.reported_log_prob = None
+        else:
+            try:
+                self.reported_log_prob = _check_reported_log_prob(reported_log_prob, space)
+            except ValueError as error:
+                raise ValueError(f"{error} (or None: the bug's true log-probability)") from None
         # The uniform log-probability does not depend on the action unless a Box is unbounded.
         bounded_box = self._is_box and bool(np.all(space.bounded_below & space.bounded_above))
         constant = not self._is_box or bounded_box
@@ -519,7 +630,7 @@ class BuggyActor(_ActionFriction, RecordConstructorArgs):
                 executed = _uniform_action(space, self.rng)
             true_log_prob = self._uniform_log_prob if self._uniform_log_prob is not None else _uniform_log_prob(space, executed)
         else:
-            executed, true_log_prob = _as_action(space, self.bug(self._obs, action, self.rng)), 0.0
+            executed, true_log_prob = self._check_bug_action(self.bug(self._obs, action, self.rng)), 0.0
         reported = true_log_prob if self.reported_log_prob is None else self.reported_log_prob
         return executed, reported, ("bug",)
 
@@ -582,19 +693,18 @@ class RareDiscovery(_ActionFriction, RecordConstructorArgs):
                     "oracle: this env has no optimal_action(); pass oracle=callable(obs) -> action "
                     "(accepted: None for envs with optimal_action(), or a callable)"
                 ) from None
-        if isinstance(reported_log_prob, bool) or not isinstance(reported_log_prob, numbers.Real):
-            raise ValueError(f"reported_log_prob must be a float, got {reported_log_prob!r}")
         self.oracle = oracle
-        self.reported_log_prob = float(reported_log_prob)
+        self._check_oracle_action = _ActionCheck(self._space, "oracle")
+        self.reported_log_prob = _check_reported_log_prob(reported_log_prob, self._space)
 
     def _replace(self, action: Any) -> tuple[Any, float, tuple[str, ...]] | None:
         if not self._fires():
             return None
-        if self.oracle is None:
-            correct = self.env.get_wrapper_attr("optimal_action")()
+        if self.oracle is None:  # the env's own optimal_action(): trusted, not checked
+            correct = _as_action(self._space, self.env.get_wrapper_attr("optimal_action")())
         else:
-            correct = self.oracle(self._obs)
-        return _as_action(self._space, correct), self.reported_log_prob, ("discovery",)
+            correct = self._check_oracle_action(self.oracle(self._obs))
+        return correct, self.reported_log_prob, ("discovery",)
 
 
 MODE_VALUES = ("coin", "gaussian", "sign_flip")
@@ -670,19 +780,17 @@ class RewardCorruption(_Friction, RecordConstructorArgs):
             terminal_only=terminal_only,
         )
         _Friction.__init__(self, env, p, per)
-        self.mode = _check_choice(mode, "mode", MODE_VALUES)
+        self.mode = check_choice(mode, "mode", MODE_VALUES)
         range_low, range_high = _finite_reward_range(env)
-        low = range_low if low is None else low
-        high = range_high if high is None else high
-        for name, value in (("low", low), ("high", high)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-        self.low, self.high = float(low), float(high)
-        self.noise_std = _check_non_negative(noise_std, "noise_std")
-        self.spare_discoveries = bool(spare_discoveries)
-        if not isinstance(terminal_only, bool):
-            raise ValueError(f"terminal_only must be True or False, got {terminal_only!r}")
-        self.terminal_only = terminal_only
+        self.low = range_low if low is None else check_real(low, "low")
+        self.high = range_high if high is None else check_real(high, "high")
+        if self.low > self.high:
+            raise ValueError(
+                f"low must be <= high (the coin's two rewards; set both for this reward scale), got low={self.low} and high={self.high}"
+            )
+        self.noise_std = check_real(noise_std, "noise_std", low=0.0)
+        self.spare_discoveries = check_bool(spare_discoveries, "spare_discoveries")
+        self.terminal_only = check_bool(terminal_only, "terminal_only")
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         result = self.env.step(action)

@@ -20,14 +20,21 @@ our algorithms and :class:`~dg_envs.wrappers.SnapshotCallback` feed them without
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from dg_envs.wrappers.actors import Actor, PolicySnapshotStore
+from dg_envs.validation import check_choice, check_int, check_probability
+from dg_envs.wrappers.actors import Actor, PolicySnapshotStore, _as_actor, _check_actor_spaces
+from dg_envs.wrappers.frictions import (
+    PER_VALUES,
+    _check_action_space,
+    _check_observation_finite,
+    _check_policy_actor_args,
+    _float_observation_keys,
+)
 from dg_envs.wrappers.protocol import (
     ACTOR_LAG,
     EXECUTED_ACTION,
@@ -39,14 +46,6 @@ from dg_envs.wrappers.protocol import (
 )
 
 __all__ = ["VecMismatchedActor", "VecStaleActor"]
-
-_PERS = ("step", "episode")
-
-
-def _check(name: str, value: Any, ok: bool, accepted: str) -> None:
-    if not ok:
-        raise ValueError(f"{name} must be {accepted}, got {value!r}")
-
 
 class _VecPolicyActor(VecEnvWrapper):
     """Shared machinery: with probability ``p`` act with the snapshot ``lag`` old, noise ``noise_std``."""
@@ -64,35 +63,24 @@ class _VecPolicyActor(VecEnvWrapper):
         per: str,
         max_snapshots: int | None,
     ) -> None:
-        super().__init__(venv)
-        _check("lag", lag, isinstance(lag, numbers.Integral) and not isinstance(lag, bool) and lag >= 0, "an integer >= 0")
-        _check("random_lag", random_lag, isinstance(random_lag, bool), "True or False")
-        _check(
-            "noise_std",
-            noise_std,
-            isinstance(noise_std, numbers.Real) and not isinstance(noise_std, bool) and np.isfinite(noise_std) and noise_std >= 0,
-            "a finite number >= 0",
-        )
-        _check("p", p, isinstance(p, numbers.Real) and not isinstance(p, bool) and 0.0 <= p <= 1.0, "a probability in [0, 1]")
-        _check("per", per, per in _PERS, f"one of {_PERS}")
+        if not isinstance(venv, VecEnv):
+            raise TypeError(
+                f"venv must be a Stable-Baselines3 VecEnv (DummyVecEnv, SubprocVecEnv, make_vec_env(...)), got "
+                f"{venv!r}; around a single Gymnasium env use {type(self).__name__[3:]}"
+            )
+        lag, random_lag, noise_std = _check_policy_actor_args(lag, random_lag, noise_std)
+        p, per = check_probability(p), check_choice(per, "per", PER_VALUES)
         if max_snapshots is None:
-            max_snapshots = int(lag) + 1
-        _check(
-            "max_snapshots",
-            max_snapshots,
-            isinstance(max_snapshots, numbers.Integral) and not isinstance(max_snapshots, bool) and max_snapshots >= 1,
-            "an integer >= 1 or None",
-        )
-        space = venv.action_space
-        _check(
-            "venv.action_space",
-            space,
-            isinstance(space, (spaces.Discrete, spaces.MultiDiscrete, spaces.Box)),
-            "Discrete, MultiDiscrete or Box",
-        )
-        self.lag, self.random_lag, self.noise_std = int(lag), random_lag, float(noise_std)
-        self.p, self.per = float(p), per
+            max_snapshots = lag + 1
+        elif check_int(max_snapshots, "max_snapshots", low=1) <= lag:
+            # fewer would silently cap the lag: the snapshot ``lag`` updates old would never be held
+            raise ValueError(f"max_snapshots must be None or an integer > lag ({lag}), got {max_snapshots!r}")
+        _check_action_space(venv.action_space, type(self).__name__)
+        super().__init__(venv)
+        self.lag, self.random_lag, self.noise_std = lag, random_lag, noise_std
+        self.p, self.per = p, per
         self.store = PolicySnapshotStore(int(max_snapshots))
+        self._float_obs = _float_observation_keys(self.observation_space)
         self._rng = np.random.default_rng()
         self._obs: Any = None
         self._lags = np.full(self.num_envs, self.lag, dtype=np.int64)
@@ -101,7 +89,13 @@ class _VecPolicyActor(VecEnvWrapper):
 
     # -- the learner's side -------------------------------------------------------------
     def push_policy_snapshot(self, actor: Actor) -> bool:
-        """Store ``actor`` as the newest snapshot (returns True); per-env actors below get it too."""
+        """Store ``actor`` as the newest snapshot (returns True); per-env actors below get it too.
+
+        ``actor``: an :class:`~dg_envs.wrappers.Actor`, or an SB3 policy (copied); one built for
+        other spaces than this VecEnv's is rejected here rather than at the next step.
+        """
+        actor = _as_actor(actor, name="actor")
+        _check_actor_spaces(actor, self.observation_space, self.action_space, "actor", type(self).__name__)
         self.store.push(actor)
         if self.venv.has_attr("push_policy_snapshot"):
             self.venv.env_method("push_policy_snapshot", actor)
@@ -167,7 +161,10 @@ class _VecPolicyActor(VecEnvWrapper):
         # One forward pass per distinct lag among the acting sub-envs: one with a fixed lag.
         for lag in np.unique(self._lags[acting]):
             idx = np.flatnonzero(acting & (self._lags == lag))
-            a, lp = self.store.get(int(lag))(self._take(idx), self._rng, noise_std=self.noise_std)
+            obs = self._take(idx)
+            if self._float_obs:
+                _check_observation_finite(obs, self._float_obs, self._names[0])
+            a, lp = self.store.get(int(lag))(obs, self._rng, noise_std=self.noise_std)
             executed[idx] = np.asarray(a).reshape((len(idx), *space.shape))
             log_probs[idx] = lp
         used_lags = np.minimum(self._lags, len(self.store) - 1)

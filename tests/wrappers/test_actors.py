@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import sys
 
 import gymnasium as gym
@@ -329,3 +330,119 @@ def test_quantize_bits_is_validated_and_reaches_the_wrappers():
     env = StaleActor(ToyEnv("discrete"), lag=0)
     assert push_policy_snapshot(env, sb3_policy(OBS_SPACE, SPACES["discrete"]), quantize_bits=4) == 1
     assert env.snapshots.get(0).quantize_bits == 4
+
+
+# ---------------------------------------------------------------- bad input at push time and at the actor's step
+
+
+def test_push_policy_snapshot_rejects_a_bad_policy():
+    """Not a policy: a TypeError at push time naming the argument and what is accepted (not at the next step)."""
+    env = StaleActor(ToyEnv("discrete"), lag=1)
+    for bad in ("x", 3, None):
+        with pytest.raises(TypeError, match="policy must be a Stable-Baselines3 policy .* or an Actor"):
+            push_policy_snapshot(env, bad)
+        with pytest.raises(TypeError, match="actor must be a Stable-Baselines3 policy .* or an Actor"):
+            env.push_policy_snapshot(bad)
+    venv = make_vec_env(lambda: ToyEnv("discrete"), n_envs=2, wrapper_class=StaleActor, wrapper_kwargs={"lag": 1})
+    with pytest.raises(TypeError, match="policy must be"):
+        push_policy_snapshot(venv, "x")
+    model = PPO("MlpPolicy", venv, n_steps=16, batch_size=32, device="cpu")
+    with pytest.raises(TypeError, match=r"pass policy=model\.policy"):
+        push_policy_snapshot(venv, model)
+    with pytest.raises(TypeError, match="policy must be a Stable-Baselines3 policy"):
+        SB3PolicyActor("x")
+    assert len(env.snapshots) == 0 and all(len(e.snapshots) == 0 for e in venv.envs)
+    env.reset(seed=0)
+    assert EXECUTED_ACTION not in env.step(0)[4]  # nothing was stored: the learner's action still runs
+
+
+@pytest.mark.parametrize(
+    "observation_space, action_space",
+    [
+        (OBS_SPACE, spaces.Discrete(3)),  # another action space
+        (spaces.Box(-1.0, 1.0, (4,), dtype=np.float32), SPACES["discrete"]),  # another observation space
+        (OBS_SPACE, spaces.Box(-1.0, 1.0, (5,), dtype=np.float32)),
+    ],
+)
+def test_push_policy_snapshot_rejects_a_policy_of_invalid_spaces(observation_space, action_space):
+    """A policy for other spaces: a ValueError at push time naming both spaces (it used to fail at the next
+    step with 'cannot reshape'), for a gym env, a DummyVecEnv, a SubprocVecEnv and a direct push."""
+    policy = sb3_policy(observation_space, action_space)
+    env = StaleActor(ToyEnv("discrete"), lag=1)
+    both = rf"policy was built for observation space {re.escape(str(observation_space))} and action space {re.escape(str(action_space))}"
+    env_side = rf"observation space {re.escape(str(OBS_SPACE))} and action space {re.escape(str(SPACES['discrete']))}"
+    with pytest.raises(ValueError, match=f"{both}, but StaleActor has {env_side}"):
+        push_policy_snapshot(env, policy)
+    with pytest.raises(ValueError, match=r"^actor was built for"):
+        env.push_policy_snapshot(SB3PolicyActor(policy))
+    with pytest.raises(ValueError, match=both):
+        push_policy_snapshot(MismatchedActor(ToyEnv("discrete"), noise_std=0.1), policy)
+    venv = make_vec_env(lambda: ToyEnv("discrete"), n_envs=2, wrapper_class=StaleActor, wrapper_kwargs={"lag": 1})
+    with pytest.raises(ValueError, match=both):
+        push_policy_snapshot(venv, policy)
+    subproc = SubprocVecEnv([_stale_toy, _stale_toy], start_method="fork")
+    try:
+        with pytest.raises(ValueError, match=both):  # raised in this process: the workers live on
+            push_policy_snapshot(subproc, policy)
+        assert push_policy_snapshot(subproc, sb3_policy(OBS_SPACE, SPACES["discrete"])) == 2
+    finally:
+        subproc.close()
+
+
+def test_push_policy_snapshot_accepts_a_policy_of_the_same_sizes():
+    """SB3 flattens Box observations and transposes images itself: the size decides, not the bounds or layout."""
+    env = StaleActor(ToyEnv("box"), lag=0)
+    policy = sb3_policy(spaces.Box(-5.0, 5.0, (3,), dtype=np.float32), spaces.Box(-2.0, 2.0, (2,), dtype=np.float32))
+    assert push_policy_snapshot(env, policy) == 1 and env.push_policy_snapshot(policy) == 1  # an SB3 policy is copied
+    assert isinstance(env.snapshots.get(0), SB3PolicyActor)
+
+
+class NonFiniteObsEnv(ToyEnv):
+    """A ToyEnv whose observations hold ``value`` (NaN or inf) from the ``bad_from``-th step on."""
+
+    def __init__(self, value, bad_from=1, action_space="discrete"):
+        super().__init__(action_space)
+        self.value, self.bad_from = value, bad_from
+
+    def _obs(self):
+        obs = super()._obs()
+        if self._t >= self.bad_from:
+            obs = obs.copy()
+            obs[1] = self.value
+        return obs
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("make, name", [(lambda e: StaleActor(e, lag=1), "stale"), (lambda e: MismatchedActor(e, noise_std=0.5), "mismatch")])
+def test_nonfinite_observation_raises_in_stale_and_mismatched_actor(make, name, value):
+    """A NaN observation used to play action 0 with a NaN log-prob, silently; now a ValueError names it."""
+    inner = NonFiniteObsEnv(value)
+    env = make(inner)
+    env.push_policy_snapshot(SB3PolicyActor(sb3_policy(OBS_SPACE, SPACES["discrete"])))
+    env.reset(seed=0)
+    info = env.step(0)[4]  # a finite observation: the actor acts
+    assert np.isfinite(info[BEHAVIOR_LOG_PROB])
+    with pytest.raises(ValueError, match=f"observation given to the {name} actor is non-finite"):
+        env.step(0)
+    assert inner._t == 1  # raised before the inner env stepped
+
+
+def test_nonfinite_observation_is_not_checked_before_a_snapshot_or_when_the_actor_does_not_act():
+    env = StaleActor(NonFiniteObsEnv(np.nan, bad_from=0), lag=1)
+    env.reset(seed=0)
+    env.step(0)  # no snapshot: the learner's action runs, the actor never sees the observation
+    env = StaleActor(NonFiniteObsEnv(np.nan, bad_from=0), lag=1, p=0.0)
+    env.push_policy_snapshot(ConstantActor(1))
+    env.reset(seed=0)
+    env.step(0)
+
+
+def test_invalid_snapshot_store_size_and_numpy_quantize_bits():
+    for bad in (0, 1.5, True, "3"):
+        with pytest.raises(ValueError, match="max_size must be an integer >= 1"):
+            PolicySnapshotStore(bad)
+    assert PolicySnapshotStore(np.int64(2)).max_size == 2
+    for bad in (17, 2.0, np.bool_(True)):
+        with pytest.raises(ValueError, match=r"quantize_bits must be None or an integer in 1\.\.16"):
+            SnapshotCallback(quantize_bits=bad)
+    assert SB3PolicyActor(sb3_policy(OBS_SPACE, SPACES["discrete"]), quantize_bits=np.int64(8)).quantize_bits == 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import sys
 import warnings
 
@@ -289,6 +290,26 @@ def test_apply_frictions_with_nothing_returns_the_env():
         (lambda e: RareDiscovery(gym.make("CartPole-v1"), p=0.1), "oracle"),
         (lambda e: RareDiscovery(e, p=0.1, oracle=3), "oracle"),
         (lambda e: apply_frictions(e, bug="often"), "bug"),
+        # every constructor argument goes through the shared checks (dg_envs.validation)
+        (lambda e: BuggyActor(e, p=True), "p"),
+        (lambda e: BuggyActor(e, p=0.1, per=None), "per"),
+        (lambda e: StaleActor(e, lag=True), "lag"),
+        (lambda e: StaleActor(e, lag=1, random_lag="yes"), "random_lag"),
+        (lambda e: StaleActor(e, lag=1, random_lag=1), "random_lag"),
+        (lambda e: StaleActor(e, lag=1, noise_std=float("inf")), "noise_std"),
+        (lambda e: MismatchedActor(e, noise_std=float("nan")), "noise_std"),
+        (lambda e: MismatchedActor(e, noise_std=0.1, random_lag=None), "random_lag"),
+        (lambda e: MismatchedActor(e, noise_std=0.1, lag=-2), "lag"),
+        (lambda e: RewardCorruption(e, p=0.1, spare_discoveries="no"), "spare_discoveries"),
+        (lambda e: RewardCorruption(e, p=0.1, spare_discoveries=0), "spare_discoveries"),
+        (lambda e: RewardCorruption(e, p=0.1, terminal_only=1), "terminal_only"),
+        (lambda e: RewardCorruption(e, p=0.1, mode=None), "mode"),
+        (lambda e: RewardCorruption(e, p=0.1, low=float("nan")), "low"),
+        (lambda e: RewardCorruption(e, p=0.1, high="1"), "high"),
+        (lambda e: RewardCorruption(e, p=0.1, low=2.0), "low must be <= high"),
+        (lambda e: RewardCorruption(e, p=0.1, mode="gaussian", noise_std=-0.5), "noise_std"),
+        (lambda e: BuggyActor(e, p=0.1, landmine="0"), "landmine"),
+        (lambda e: BuggyActor(e, p=0.1, landmine=1.5), "landmine"),
     ],
 )
 def test_bad_input_raises_value_error_naming_the_argument(make, argument):
@@ -296,6 +317,97 @@ def test_bad_input_raises_value_error_naming_the_argument(make, argument):
         make(ToyEnv("discrete"))
     if argument in ("per", "mode", "bug"):
         assert "one of" in str(error.value) or "dict" in str(error.value)
+
+
+def test_numpy_scalar_arguments_are_not_rejected_as_invalid():
+    """NumPy scalars are numbers (and np.bool_ a bool) everywhere; the stored values are Python's."""
+    f32, i64, yes = np.float32(0.25), np.int64(2), np.bool_(True)
+    bug = BuggyActor(ToyEnv("discrete"), p=f32, reported_log_prob=np.float32(-0.5))
+    assert (bug.p, bug.reported_log_prob) == (0.25, -0.5) and type(bug.p) is float
+    discovery = RareDiscovery(ToyEnv("discrete"), p=f32, reported_log_prob=np.float64(-1.0))
+    assert discovery.reported_log_prob == -1.0
+    stale = StaleActor(ToyEnv("discrete"), lag=i64, random_lag=yes, p=f32, noise_std=f32)
+    assert (stale.lag, stale.random_lag, stale.noise_std) == (2, True, 0.25) and type(stale.random_lag) is bool
+    mismatch = MismatchedActor(ToyEnv("discrete"), noise_std=np.float32(1.5), lag=np.int32(1))
+    assert (mismatch.noise_std, mismatch.lag) == (1.5, 1)
+    corruption = RewardCorruption(
+        ToyEnv("discrete"), p=f32, low=np.float32(-1.0), high=np.int64(2), noise_std=f32, spare_discoveries=np.bool_(False),
+        terminal_only=yes,
+    )
+    assert (corruption.low, corruption.high, corruption.noise_std) == (-1.0, 2.0, 0.25)
+    assert corruption.spare_discoveries is False and corruption.terminal_only is True
+    assert int(BuggyActor(ToyEnv("discrete"), p=0.1, landmine=np.int32(3)).landmine) == 3
+
+
+@pytest.mark.parametrize("value", [0.7, float("nan"), float("inf"), -float("inf"), True, "-1"])
+@pytest.mark.parametrize("make", [BuggyActor, RareDiscovery], ids=["bug", "discovery"])
+def test_invalid_reported_log_prob_is_rejected_alike_by_bug_and_discovery(make, value):
+    """One check for both: finite, and <= 0 for discrete actions (a Box log-density may be positive)."""
+    with pytest.raises(ValueError, match="reported_log_prob must be a finite real number <= 0.0"):
+        make(ToyEnv("discrete"), p=0.1, reported_log_prob=value)
+    if value == 0.7:
+        assert make(ToyEnv("box"), p=0.1, reported_log_prob=value).reported_log_prob == 0.7
+    else:
+        with pytest.raises(ValueError, match="reported_log_prob must be a finite real number"):
+            make(ToyEnv("box"), p=0.1, reported_log_prob=value)
+
+
+def _bad_replacements():
+    """(space, a replacement action that is not in it): out of range, wrong type, shape, non-finite."""
+    return [
+        ("discrete", 42),
+        ("discrete", 1),  # Discrete(4, start=2) below: 1 is under start
+        ("discrete", 1.5),
+        ("discrete", True),
+        ("discrete", "2"),
+        ("discrete", None),
+        ("discrete", [1, 2]),
+        ("multidiscrete", [0, 9]),
+        ("multidiscrete", [0]),
+        ("multidiscrete", [0.5, 1.0]),
+        ("box", [np.nan, 0.0]),
+        ("box", [np.inf, 0.0]),
+        ("box", [0.0, 0.0, 0.0]),
+        ("box", [[0.0], [0.0]]),
+        ("box", "ab"),
+    ]
+
+
+@pytest.mark.parametrize("space, action", _bad_replacements())
+@pytest.mark.parametrize("friction", ["oracle", "bug"])
+def test_invalid_replacement_action_raises_before_the_env_steps(friction, space, action):
+    """A user callable's action outside the action space fails at that step, naming the callable and the space."""
+    env = ToyEnv("discrete_start" if action == 1 else space)
+    if friction == "oracle":
+        wrapped = RareDiscovery(env, p=1.0, oracle=lambda obs: action)
+    else:
+        wrapped = BuggyActor(env, p=1.0, bug=lambda obs, a, rng: action)
+    wrapped.reset(seed=0)
+    with pytest.raises(ValueError, match=f"^{friction} returned .*{re.escape(str(env.action_space))}"):
+        wrapped.step(env.action_space.sample())
+    assert env.last_action is None  # the inner env never saw it
+
+
+def test_rare_discovery_rejects_bad_oracle_action_on_mnist():
+    """The reported case: an out-of-range class used to be recorded, and training failed later inside torch."""
+    env = RareDiscovery(gym.make("dg_envs/MNISTBandit-v0"), p=1.0, oracle=lambda obs: 42)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"oracle returned 42, which is not an action of Discrete\(10\)"):
+        env.step(0)
+
+
+def test_box_replacement_may_leave_the_bounds_and_batches_of_one_are_accepted():
+    """A Box oracle / bug action is reported as returned and executed clipped; the check is not a bounds check."""
+    env = ToyEnv("box")
+    wrapped = RareDiscovery(env, p=1.0, oracle=lambda obs: np.array([[5.0, -0.5]]))
+    wrapped.reset(seed=0)
+    info = wrapped.step(np.zeros(2, dtype=np.float32))[4]
+    np.testing.assert_array_equal(info[EXECUTED_ACTION], [5.0, -0.5])
+    np.testing.assert_array_equal(env.last_action, [1.0, -0.5])
+    env = ToyEnv("multidiscrete")
+    wrapped = BuggyActor(env, p=1.0, bug=lambda obs, a, rng: [[2, 3]])
+    wrapped.reset(seed=0)
+    assert wrapped.step(np.zeros(2, dtype=np.int64))[4][EXECUTED_ACTION].tolist() == [2, 3]
 
 
 def test_per_error_lists_accepted_values():

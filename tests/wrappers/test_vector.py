@@ -13,7 +13,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMoni
 sys.path.insert(0, os.path.dirname(__file__))
 from _wrappers_test_utils import SPACES, ConstantActor, ToyEnv, binomial_interval, sb3_policy  # noqa: E402
 
-from dg_envs.wrappers import BuggyActor, SB3PolicyActor, push_policy_snapshot  # noqa: E402
+from dg_envs.wrappers import BuggyActor, SB3PolicyActor, StaleActor, push_policy_snapshot  # noqa: E402
 from dg_envs.wrappers.protocol import ACTOR_LAG, BEHAVIOR_LOG_PROB, EXECUTED_ACTION, FRICTIONS  # noqa: E402
 from dg_envs.wrappers.vector import VecMismatchedActor, VecStaleActor  # noqa: E402
 
@@ -187,3 +187,79 @@ def test_our_algorithms_and_the_callback_feed_a_vec_stale_actor():
     callback = SnapshotCallback()
     PPO("MlpPolicy", venv, n_steps=16, batch_size=32, n_epochs=1, device="cpu", seed=0).learn(16 * 2 * 3, callback=callback)
     assert callback.num_pushes == venv.store.num_updates == 3
+
+
+def test_invalid_venv_raises_type_error_naming_venv():
+    """A single Gymnasium env is not a VecEnv: a TypeError that says so (it used to be an AttributeError)."""
+    import gymnasium as gym
+
+    with pytest.raises(TypeError, match="venv must be a Stable-Baselines3 VecEnv.*use StaleActor"):
+        VecStaleActor(gym.make("CartPole-v1"), lag=1)
+    with pytest.raises(TypeError, match="venv must be a Stable-Baselines3 VecEnv.*use MismatchedActor"):
+        VecMismatchedActor(ToyEnv("discrete"), noise_std=0.1)
+
+
+@pytest.mark.parametrize("lag, max_snapshots", [(5, 2), (5, 5), (0, 0), (1, 1.5), (1, True)])
+def test_invalid_max_snapshots_that_would_cap_the_lag_is_rejected(lag, max_snapshots):
+    """max_snapshots <= lag used to cap the lag silently: the snapshot ``lag`` updates old was never held."""
+    with pytest.raises(ValueError, match="max_snapshots must be"):
+        VecStaleActor(_venv(n=1), lag=lag, max_snapshots=max_snapshots)
+    with pytest.raises(ValueError, match="max_snapshots must be"):
+        VecMismatchedActor(_venv(n=1), noise_std=0.1, lag=lag, max_snapshots=max_snapshots)
+
+
+def test_lag_is_never_capped_per_env_or_batched():
+    """The per-env StaleActor keeps lag + 1 snapshots (it has no max_snapshots); both act with the one ``lag`` old."""
+    per_env = _venv(n=2, wrapper=lambda env: StaleActor(env, lag=5))
+    batched = VecStaleActor(_venv(n=2), lag=5, max_snapshots=np.int64(6))
+    for venv in (per_env, batched):
+        for k in range(8):
+            push_policy_snapshot(venv, ConstantActor(k % 5))
+        venv.reset()
+        infos = venv.step(np.zeros(2, dtype=np.int64))[3]
+        assert [(int(i[EXECUTED_ACTION]), i[ACTOR_LAG]) for i in infos] == [(2, 5), (2, 5)]
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"random_lag": "yes"}, "random_lag"),
+        ({"noise_std": float("nan")}, "noise_std"),
+        ({"lag": True}, "lag"),
+        ({"per": None}, "per"),
+        ({"p": float("nan")}, "p"),
+        ({"p": True}, "p"),
+    ],
+)
+def test_bad_input_goes_through_the_shared_checks(kwargs, argument):
+    """The same checks as the per-env actors (one definition): the same messages."""
+    with pytest.raises(ValueError, match=f"^{argument} must be"):
+        VecMismatchedActor(_venv(n=1), **{"noise_std": 0.1, **kwargs})
+    venv = VecMismatchedActor(_venv(n=1), noise_std=np.float32(0.5), p=np.float32(0.5), lag=np.int64(1), random_lag=np.bool_(True))
+    assert (venv.noise_std, venv.p, venv.lag, venv.random_lag) == (0.5, 0.5, 1, True)
+
+
+def test_vec_push_rejects_a_bad_policy_and_invalid_spaces():
+    venv = VecStaleActor(_venv(n=2), lag=1)
+    with pytest.raises(TypeError, match="policy must be a Stable-Baselines3 policy"):
+        push_policy_snapshot(venv, "x")
+    with pytest.raises(TypeError, match="actor must be a Stable-Baselines3 policy"):
+        venv.push_policy_snapshot("x")
+    policy = sb3_policy(venv.observation_space, SPACES["multidiscrete"])
+    with pytest.raises(ValueError, match=r"policy was built for .*MultiDiscrete.*Discrete\(5\)"):
+        push_policy_snapshot(venv, policy)
+    assert len(venv.store) == 0
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_nonfinite_observation_raises_in_the_batched_actor(value):
+    class NaNToy(ToyEnv):
+        def _obs(self):
+            return np.full_like(super()._obs(), value)
+
+    venv = VecMismatchedActor(DummyVecEnv([NaNToy, ToyEnv]), noise_std=0.5)
+    venv.reset()
+    venv.step(np.zeros(2, dtype=np.int64))  # no snapshot yet: the actor does not act, nothing to check
+    push_policy_snapshot(venv, SB3PolicyActor(sb3_policy(venv.observation_space, venv.action_space)))
+    with pytest.raises(ValueError, match="observation given to the mismatch actor is non-finite"):
+        venv.step(np.zeros(2, dtype=np.int64))
