@@ -13,10 +13,30 @@ from gymnasium.vector import AutoresetMode
 from dg_envs.envs.actions import discrete_action
 from dg_envs.envs.rendering import tokens_to_rgb
 from dg_envs.envs.vector import FixedLengthVectorEnv, IntegerDraws, batched_info
-from dg_envs.validation import check_choice, check_int, check_probability
+from dg_envs.validation import check_choice, check_int, check_real
 
-TASKS = ("copy", "flip", "reverse_copy", "reverse_flip")
+#: ``shift`` is the reference code's second transform, ``(x + 1) mod M`` (the papers' "flip");
+#: ``complement`` is ``M - 1 - x``, which this package called ``flip`` first (``flip`` and
+#: ``reverse_flip`` stay as its names). The two agree for M = 2.
+TASKS = ("copy", "reverse_copy", "shift", "reverse_shift", "complement", "reverse_complement", "flip", "reverse_flip")
 REWARDS = ("bag", "sequential")
+
+
+def task_target(prompt: np.ndarray, task: str, vocab_size: int) -> np.ndarray:
+    """The correct answer to ``prompt`` (shape ``(..., H)``) for ``task``: a new array.
+
+    >>> p = np.array([0, 1, 2])
+    >>> task_target(p, "reverse_shift", 3), task_target(p, "complement", 3)
+    (array([0, 2, 1]), array([2, 1, 0]))
+    """
+    base = task.removeprefix("reverse_")
+    if base == "shift":
+        target = (prompt + 1) % vocab_size
+    elif base in ("complement", "flip"):
+        target = vocab_size - 1 - prompt
+    else:
+        target = prompt.copy()
+    return target[..., ::-1].copy() if task.startswith("reverse_") else target
 
 
 class TokenReversalEnv(gym.Env):
@@ -28,8 +48,11 @@ class TokenReversalEnv(gym.Env):
     ``{0..M-1}^H`` (M = ``vocab_size``) with the env's RNG. The agent writes its answer
     one token per step; the correct answer (``target``) is
 
-    * ``copy``: ``x``;  ``flip``: ``M-1-x`` (token-wise);
-    * ``reverse_copy``: ``x[::-1]``;  ``reverse_flip``: ``(M-1-x)[::-1]``.
+    * ``copy``: ``x``;  ``shift``: ``(x + 1) mod M`` (token-wise; the reference code's and
+      the papers' "flip");  ``complement``: ``M-1-x`` (also named ``flip``, this package's
+      first name for it; the two transforms agree for M = 2);
+    * ``reverse_copy``, ``reverse_shift``, ``reverse_complement`` (= ``reverse_flip``): the
+      same, reversed.
 
     Difficulty grows with M**H. The current ``prompt`` and ``target`` are attributes.
 
@@ -60,16 +83,20 @@ class TokenReversalEnv(gym.Env):
     ## Arguments
     length (int): prompt length H >= 1 (default 10).
     vocab_size (int): vocabulary size M >= 2 (default 2).
-    task (str): one of ``"copy", "flip", "reverse_copy", "reverse_flip"`` (default
-        ``"reverse_copy"``).
+    task (str): one of ``"copy", "reverse_copy", "shift", "reverse_shift", "complement",
+        "reverse_complement", "flip", "reverse_flip"`` (default ``"reverse_copy"``).
     reward (str): ``"bag"`` (default) or ``"sequential"``.
-    kappa (float): weight of the partial credit in [0, 1] (default 1.0).
+    kappa (float): weight of the partial credit, <= 1 (default 1.0). A negative kappa
+        penalises partial credit (the reference code's "trap" reward): only a perfect
+        answer pays.
     render_mode (str | None): None, ``"ansi"`` (a one-line text view) or ``"rgb_array"``
         (two rows of coloured cells: the prompt, the answer so far; blanks black).
 
     ## Version History
     v0: initial version; a NumPy-batched vector version, :class:`TokenReversalVectorEnv`, is the id's
-    ``vector_entry_point``.
+    ``vector_entry_point``. Later in v0 (no trajectory changes): the tasks ``shift`` /
+    ``reverse_shift`` (the reference code's ``(x + 1) mod M``), ``complement`` as the honest
+    name of ``flip``, and ``kappa < 0``.
 
     Example:
         >>> import gymnasium as gym
@@ -101,7 +128,7 @@ class TokenReversalEnv(gym.Env):
         M = check_int(vocab_size, "vocab_size", low=2)
         check_choice(task, "task", TASKS)
         check_choice(reward, "reward", REWARDS)
-        kappa = check_probability(kappa, "kappa")
+        kappa = check_real(kappa, "kappa", high=1.0)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.length, self.vocab_size = H, M
@@ -109,8 +136,6 @@ class TokenReversalEnv(gym.Env):
         self.reward = reward
         self.kappa = kappa
         self.render_mode = render_mode
-        self._flip = task in ("flip", "reverse_flip")
-        self._reverse = task in ("reverse_copy", "reverse_flip")
         self.action_space = spaces.Discrete(M)
         self.observation_space = spaces.MultiDiscrete(np.array([M] * H + [M + 1] * H + [H + 1], dtype=np.int64))
         # One observation buffer updated in place; step/reset hand out copies.
@@ -132,9 +157,7 @@ class TokenReversalEnv(gym.Env):
         super().reset(seed=seed)
         H, M = self.length, self.vocab_size
         prompt = self.np_random.integers(0, M, size=H, dtype=np.int64)
-        target = M - 1 - prompt if self._flip else prompt.copy()
-        if self._reverse:
-            target = target[::-1].copy()
+        target = task_target(prompt, self.task, M)
         self.prompt, self.target = prompt, target
         self._target_list = target.tolist()
         self._obs[:H] = prompt
@@ -273,9 +296,7 @@ class TokenReversalVectorEnv(FixedLengthVectorEnv):
     def _start_episodes(self):
         H, M, template = self.length, self.vocab_size, self.template
         prompt = self._per_group(self._prompt_draws.take())
-        target = M - 1 - prompt if template._flip else prompt.copy()
-        if template._reverse:
-            target = target[:, ::-1].copy()
+        target = task_target(prompt, template.task, M)
         self.prompt, self.target = prompt, target
         self._obs[:, :H] = prompt
         self._obs[:, H:] = M  # blank answers...

@@ -18,7 +18,13 @@ GRID = list(itertools.product(TASKS, REWARDS, SIZES))
 
 
 def expected_target(prompt, task, M):
-    x = M - 1 - prompt if "flip" in task else prompt
+    """Hand-written from the task definitions (the reference code's shift is (x + 1) mod M)."""
+    if "shift" in task:
+        x = np.array([(int(t) + 1) % M for t in prompt])
+    elif "flip" in task or "complement" in task:
+        x = np.array([M - 1 - int(t) for t in prompt])
+    else:
+        x = prompt
     return x[::-1] if task.startswith("reverse") else x
 
 
@@ -169,7 +175,7 @@ def test_episode_end_guards_and_render():
         ({"task": "reverse"}, "task"),
         ({"reward": "dense"}, "reward"),
         ({"kappa": 1.5}, "kappa"),
-        ({"kappa": -0.1}, "kappa"),
+        ({"kappa": -float("inf")}, "kappa"),
         ({"kappa": float("nan")}, "kappa"),
         ({"kappa": "high"}, "kappa"),
         ({"kappa": "0.5"}, "kappa"),
@@ -205,3 +211,24 @@ def test_step_accepts_integer_actions_not_bad():
         env.reset(seed=0)
         answers.append(env.step(action)[0].tolist())
     assert all(a == answers[0] for a in answers) and answers[0][2] == 1
+
+
+def test_shift_differs_from_complement_for_m_above_2_and_agrees_for_m_2():
+    prompt = np.array([0, 1, 2, 2])
+    from dg_envs.envs.token_reversal import task_target
+
+    assert task_target(prompt, "shift", 3).tolist() == [1, 2, 0, 0]
+    assert task_target(prompt, "complement", 3).tolist() == [2, 1, 0, 0]
+    binary = np.array([0, 1, 1, 0])
+    assert np.array_equal(task_target(binary, "reverse_shift", 2), task_target(binary, "reverse_flip", 2))
+
+
+def test_negative_kappa_is_a_trap_reward():
+    # kappa = -1: R = -c + 2 * 1{perfect}: a perfect answer pays 1, a half-right one -0.5.
+    env = TokenReversalEnv(length=2, vocab_size=2, task="copy", kappa=-1.0)
+    env.reset(seed=0)
+    total, _ = play(env, lambda e, t: e.optimal_action())
+    assert total == 1.0
+    env.reset(seed=0)
+    total, _ = play(env, lambda e, t: e.target[t] if t == 0 else 1 - e.target[t])
+    assert total == -0.5
