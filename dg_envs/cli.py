@@ -19,16 +19,6 @@ from dg_envs.experiments import EXPERIMENTS
 from dg_envs.experiments.common import RESULTS_DIR, prepare_out_dir
 
 
-def _count(text: str, low: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < low:
-        raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}")
-    return value
-
-
 def positive_int(text: str) -> int:
     """An argparse ``type``: an integer >= 1 (argparse's usage error names the option otherwise).
 
@@ -39,20 +29,13 @@ def positive_int(text: str) -> int:
     ...
     argparse.ArgumentTypeError: must be an integer >= 1, got '0'
     """
-    return _count(text, 1)
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse ``type``: an integer >= 0.
-
-    >>> non_negative_int("0")
-    0
-    >>> non_negative_int("1.5")
-    Traceback (most recent call last):
-    ...
-    argparse.ArgumentTypeError: must be an integer >= 0, got '1.5'
-    """
-    return _count(text, 0)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
 
 
 def _demo(args: argparse.Namespace) -> None:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dg_envs.cli import build_parser, main, non_negative_int, positive_int
+from dg_envs.cli import build_parser, main, positive_int
 
 
 def test_experiment_command_writes_results(tmp_path, capsys):
@@ -89,8 +89,8 @@ def test_cli_rejects_bad_tensorboard_dir(tmp_path, capsys):
     assert exit_info.value.code == 2 and "argument --tensorboard must be a writable folder" in capsys.readouterr().err
 
 
-def test_count_types_accept_their_ranges():
-    assert positive_int("1") == 1 and non_negative_int("0") == 0
-    for text, check in [("0", positive_int), ("-1", non_negative_int), ("1e3", positive_int)]:
-        with pytest.raises(argparse.ArgumentTypeError, match="must be an integer"):
-            check(text)
+def test_count_type_accepts_only_positive_integers():
+    assert positive_int("1") == 1 and positive_int("12") == 12
+    for text in ("0", "-1", "1e3", "1.5", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="must be an integer >= 1"):
+            positive_int(text)
