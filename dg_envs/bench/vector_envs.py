@@ -3,10 +3,11 @@
 Both run ``num_envs`` sub-envs for ``n_steps`` batched steps on the same pre-drawn random
 actions (the policy's cost is left out), after one warm-up run; steps are counted per
 sub-env (``num_envs * n_steps / seconds``). ``DummyVecEnv`` resets a finished sub-env inside
-the same step; the vector env runs in its ``autoreset_mode`` (Gymnasium's default
-``NEXT_STEP`` spends one step per episode on the reset, so for one-step bandits half of its
-steps are resets). The repeats alternate between the two so that a slow moment of the machine
-hits both, and the median of the repeats is reported.
+the same step, and so does the vector env in its default mode here, ``SAME_STEP``: the same
+work per step, and the mode :func:`dg_envs.vec_env.make_vec_env` uses. (In Gymnasium's default
+``NEXT_STEP`` mode a reset takes a step of its own, so for one-step bandits half of the steps
+would be resets and the ratio would flatter the vector env.) The repeats alternate between
+the two so that a slow moment of the machine hits both, and the median is reported.
 
 >>> results = bench_vector_envs(num_envs=8, quick=True)
 >>> sorted(results) == sorted(ENV_IDS), sorted(results["dg_envs/TokenReversal-v0"])
@@ -28,7 +29,7 @@ from gymnasium.vector import AutoresetMode
 from dg_envs.envs import ENV_IDS
 from dg_envs.validation import check_bool, check_int
 
-__all__ = ["DEFAULT_CONFIGS", "bench_vector_envs"]
+__all__ = ["DEFAULT_CONFIGS", "bench_vector_envs", "format_table"]
 
 #: (env id, kwargs): every id at its defaults; MNIST from the offline digits (no download; the
 #: per-step cost does not depend on the source).
@@ -50,7 +51,7 @@ def bench_vector_envs(
     n_steps: int = 200,
     repeats: int = 3,
     quick: bool = False,
-    autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP,
+    autoreset_mode: AutoresetMode = AutoresetMode.SAME_STEP,
     configs: Sequence[tuple[str, Mapping[str, Any]]] = DEFAULT_CONFIGS,
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
@@ -90,3 +91,13 @@ def bench_vector_envs(
             "ratio": vector_rate / dummy_rate,
         }
     return results
+
+
+def format_table(results: dict[str, dict[str, float]], num_envs: int) -> str:
+    """A plain-text table of :func:`bench_vector_envs`'s results."""
+    width = max(len(env_id) for env_id in results)
+    lines = [f"N={num_envs} sub-envs, random actions, resets included (SAME_STEP); median over repeats",
+             f"{'env':<{width}}  {'vector steps/s':>14}  {'DummyVecEnv':>12}  {'ratio':>6}"]
+    lines += [f"{env_id:<{width}}  {r['vector_steps_per_s']:>14,.0f}  {r['dummy_steps_per_s']:>12,.0f}  {r['ratio']:>5.1f}x"
+              for env_id, r in results.items()]
+    return "\n".join(lines)
