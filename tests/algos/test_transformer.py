@@ -12,6 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import dg_envs  # noqa: F401
 from dg_envs.algos import DGPPO, TokenTransformerExtractor
+from dg_envs.algos.transformer import REFERENCE_TRANSFORMER_KWARGS
 
 ENV_ID = "dg_envs/TokenReversal-v0"
 
@@ -34,6 +35,29 @@ def test_causal_answer_slots_after_position_do_not_matter():
     a = th.tensor([[0, 1, 1, 1, 2, 2, 1]])  # writing slot 1; slot 2 is blank
     b = th.tensor([[0, 1, 1, 1, 2, 0, 1]])  # same, with garbage in the (future) slot 2
     assert th.allclose(ext(preprocess_obs(a, space)), ext(preprocess_obs(b, space)), atol=1e-6)
+
+
+def test_configures_as_the_reference_transformer():
+    """egg/networks/transformers.py: embed 64, 4 heads, 3 layers, ff 128, pre-norm, no biases, no final norm.
+
+    Same parameter count as the reference's body (token + position embeddings, 3 blocks of
+    LayerNorm scale, q/k/v/out projections, LayerNorm scale, ff up/down), plus the one extra
+    embedding row of our "blank" answer token; the output layer is SB3's ``action_net``.
+    """
+    H, M, D, F = 10, 2, 64, 128
+    space = spaces.MultiDiscrete([M] * H + [M + 1] * H + [H + 1])
+    ext = TokenTransformerExtractor(space, **REFERENCE_TRANSFORMER_KWARGS)
+    reference = M * D + 2 * H * D + 3 * (D + 4 * D * D + D + D * F + F * D)
+    assert sum(p.numel() for p in ext.parameters()) == reference + D
+    assert not any("bias" in name for name, _ in ext.named_parameters())
+    layers = ext.transformer.layers
+    assert len(layers) == 3 and layers[0].self_attn.num_heads == 4 and layers[0].linear1.out_features == F
+    assert layers[0].norm_first and layers[0].activation is th.nn.functional.relu
+    assert isinstance(ext.norm, th.nn.Identity)
+    obs = th.tensor([[0, 1] * 5 + [2] * 10 + [0]])
+    ext(preprocess_obs(obs, space)).sum().backward()  # trains
+    # The default stays as it was: biases and a final LayerNorm.
+    assert isinstance(TokenTransformerExtractor(space).norm, th.nn.LayerNorm)
 
 
 @pytest.mark.parametrize("nvec", [[2, 2, 3, 3, 3], [2, 2, 3, 3], [2, 2, 2, 2, 3]])
