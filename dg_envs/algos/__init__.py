@@ -73,14 +73,17 @@ meaning: they are the ungated losses.
 """
 
 from dg_envs.algos.a2c import DGA2C, IWPG, PG, KondoA2C, RelabelledA2C
-from dg_envs.algos.gates import delight, dg_gate, kondo_gate
+from dg_envs.algos.gates import delight, dg_gate, kondo_gate, weighted_pg_loss
+from dg_envs.algos.group import GroupBaselineRolloutBuffer, group_baseline_options
 from dg_envs.algos.ppo import DGPPO, KondoPPO, RelabelledPPO
+from dg_envs.algos.reference import DGPG, PMPO, CrossEntropyOracle, KondoPG, ReportedRatioPG, ReportedRatioPPO
 from dg_envs.algos.registry import ALGORITHMS, get_algorithm
 from dg_envs.algos.relabel import BehaviorRolloutBuffer, ExecutedActionMixin
 from dg_envs.algos.transformer import TokenTransformerExtractor
 
 __all__ = [
-    "ALGORITHMS", "DGA2C", "DGPPO", "IWPG", "PG", "BehaviorRolloutBuffer", "ExecutedActionMixin",
-    "KondoA2C", "KondoPPO", "RelabelledA2C", "RelabelledPPO", "TokenTransformerExtractor",
-    "delight", "dg_gate", "get_algorithm", "kondo_gate",
+    "ALGORITHMS", "DGA2C", "DGPG", "DGPPO", "IWPG", "PG", "PMPO", "BehaviorRolloutBuffer", "CrossEntropyOracle",
+    "ExecutedActionMixin", "GroupBaselineRolloutBuffer", "KondoA2C", "KondoPG", "KondoPPO", "RelabelledA2C",
+    "RelabelledPPO", "ReportedRatioPG", "ReportedRatioPPO", "TokenTransformerExtractor", "delight", "dg_gate",
+    "get_algorithm", "group_baseline_options", "kondo_gate", "weighted_pg_loss",
 ]

@@ -12,17 +12,20 @@ Zoo's lower-case ``dgppo`` finds ``DGPPO``.
 >>> get_algorithm("SAC")
 Traceback (most recent call last):
 ...
-ValueError: algorithm must be one of 'A2C', 'DGA2C', 'DGPPO', 'IWPG', 'KondoA2C', 'KondoPPO', 'PG', 'PPO' (any case); got 'SAC'
+ValueError: algorithm must be one of 'A2C', 'CE', 'DGA2C', 'DGPG', 'DGPPO', 'IWPG', 'KondoA2C', 'KondoPG', 'KondoPPO', 'PG', 'PMPO', 'PPO', 'ReportedRatioPG', 'ReportedRatioPPO' (any case); got 'SAC'
 """
 
 from __future__ import annotations
 
 from dg_envs.algos.a2c import DGA2C, IWPG, PG, KondoA2C, RelabelledA2C
 from dg_envs.algos.ppo import DGPPO, KondoPPO, RelabelledPPO
+from dg_envs.algos.reference import DGPG, PMPO, CrossEntropyOracle, KondoPG, ReportedRatioPG, ReportedRatioPPO
 
 __all__ = ["ALGORITHMS", "get_algorithm"]
 
-#: Algorithm name -> class. Our six, plus SB3's PPO and A2C relabelled to the executed action.
+#: Algorithm name -> class. Our six; SB3's PPO and A2C relabelled to the executed action; and
+#: the papers' reference methods (:mod:`dg_envs.algos.reference`: one Adam step per batch,
+#: group baseline, no critic), with ``"CE"`` the supervised cross-entropy oracle.
 ALGORITHMS: dict[str, type] = {
     "DGPPO": DGPPO,
     "KondoPPO": KondoPPO,
@@ -32,6 +35,12 @@ ALGORITHMS: dict[str, type] = {
     "IWPG": IWPG,
     "PPO": RelabelledPPO,
     "A2C": RelabelledA2C,
+    "DGPG": DGPG,
+    "ReportedRatioPG": ReportedRatioPG,
+    "ReportedRatioPPO": ReportedRatioPPO,
+    "PMPO": PMPO,
+    "KondoPG": KondoPG,
+    "CE": CrossEntropyOracle,
 }
 
 

@@ -32,11 +32,16 @@ from dg_envs.algos import ALGORITHMS
 #: Registry names the Zoo already has (its ``ppo`` and ``a2c`` are SB3's own): not overridden.
 ZOO_OWN = frozenset({"PPO", "A2C"})
 
-#: The Zoo's names for our algorithms: :data:`dg_envs.algos.ALGORITHMS` in lower case (as the
-#: Zoo's own ``ppo``, ``a2c``...), less the names the Zoo already has.
-ZOO_ALGOS = {name.lower(): cls for name, cls in ALGORITHMS.items() if name not in ZOO_OWN}
-
 HYPERPARAMS_DIR = Path(__file__).parent / "hyperparams"
+
+#: The Zoo's names for our algorithms: :data:`dg_envs.algos.ALGORITHMS` in lower case (as the
+#: Zoo's own ``ppo``, ``a2c``...), those with a hyperparameter file here, less the names the
+#: Zoo already has. (The reference methods, ``dgpg``, ``pmpo``..., have no YAML yet.)
+ZOO_ALGOS = {
+    name.lower(): cls
+    for name, cls in ALGORITHMS.items()
+    if name not in ZOO_OWN and (HYPERPARAMS_DIR / f"{name.lower()}.yml").exists()
+}
 
 
 def hyperparams_path(algo: str) -> Path:

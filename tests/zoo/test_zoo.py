@@ -31,7 +31,7 @@ def test_zoo_algos_are_the_registry_in_lower_case():
 
     assert sorted(ZOO_ALGOS) == ["dga2c", "dgppo", "iwpg", "kondoa2c", "kondoppo", "pg"]
     assert all(cls is get_algorithm(name) for name, cls in ZOO_ALGOS.items())
-    assert {cls for cls in ALGORITHMS.values()} - set(ZOO_ALGOS.values()) == {ALGORITHMS["PPO"], ALGORITHMS["A2C"]}
+    assert ALGORITHMS["PPO"] not in ZOO_ALGOS.values() and ALGORITHMS["A2C"] not in ZOO_ALGOS.values()
 
 
 def test_register_algos_fills_the_zoo_table():
