@@ -248,10 +248,15 @@ class FixedLengthVectorEnv(VectorEnv):
         """Start new episodes in every sub-env; ``seed`` as in ``SyncVectorEnv`` (sub-env ``i`` gets ``seed + i``).
 
         ``options`` are ignored, as by the single envs, except ``reset_mask``: the sub-envs'
-        episodes are synchronised, so a partial reset raises ``ValueError``.
+        episodes are synchronised, so a mask selecting every sub-env is a full reset (what an
+        adapter that resets finished sub-envs asks for, since they all finish together) and a
+        partial one raises ``ValueError``.
         """
-        if options and "reset_mask" in options:
-            raise ValueError("options['reset_mask'] is not supported: every sub-env resets together")
+        mask = None if not options else options.get("reset_mask")
+        if mask is not None and not (np.shape(mask) == (self.num_envs,) and np.all(mask)):
+            raise ValueError(
+                f"options['reset_mask'] must select every sub-env (episodes are synchronised), got {mask!r}"
+            )
         self._seed(seed)
         self._t = 0
         return self._start_episodes()

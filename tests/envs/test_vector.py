@@ -289,7 +289,28 @@ def test_invalid_state_and_reset_arguments_raise(env_id):
     with pytest.raises(ValueError, match="seed"):
         envs.reset(seed=[1, 2])
     with pytest.raises(ValueError, match="reset_mask"):
-        envs.reset(options={"reset_mask": np.ones(4, dtype=bool)})
+        envs.reset(options={"reset_mask": np.array([True, False, True, True])})
+    obs, _ = envs.reset(seed=0, options={"reset_mask": np.ones(4, dtype=bool)})  # every sub-env: a full reset
+    assert np.array_equal(obs, envs.reset(seed=0)[0])
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_sb3_adapter_runs_the_native_env_in_next_step_mode(env_id):
+    """The adapter resets finished sub-envs with a mask; here they all finish together."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from dg_envs.vec_env import GymnasiumVecEnv
+
+    kwargs = {"source": "offline"} if "MNIST" in env_id else {}
+    venv = GymnasiumVecEnv(gym.make_vec(env_id, num_envs=4, vectorization_mode="vector_entry_point", **kwargs))
+    dummy = DummyVecEnv([lambda: gym.make(env_id, **kwargs)] * 4)
+    venv.seed(0), dummy.seed(0)
+    assert np.array_equal(venv.reset(), dummy.reset())
+    rng = np.random.default_rng(0)
+    for _ in range(25):
+        actions = rng.integers(0, venv.action_space.n, 4)
+        (obs, rewards, dones, _), (obs2, rewards2, dones2, _) = venv.step(actions), dummy.step(actions)
+        assert np.array_equal(obs, obs2) and np.array_equal(rewards, rewards2) and np.array_equal(dones, dones2)
 
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
