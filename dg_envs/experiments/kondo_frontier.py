@@ -47,6 +47,9 @@ class Config:
     """Learner updates on token reversal."""
     token_length: int = 5
     """Prompt length H of token reversal."""
+    vectorized: bool = True
+    """Run the env and the frictions natively batched (``dg_envs.vec_env.make_vec_env``); False:
+    SB3's ``DummyVecEnv`` of per-env wrappers (the same semantics, other random streams)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds."""
 
@@ -73,13 +76,13 @@ def run_spec(config: Config, task: str, gate: dict, seed: int, tensorboard_log: 
                        seed=seed, total_updates=config.mnist_updates, n_envs=config.mnist_batch, n_steps=1,
                        algo_kwargs={"learning_rate": 1e-3, "ent_coef": 0.0, **gate,
                                     "policy_kwargs": {"net_arch": [100, 100], "optimizer_class": torch.optim.Adam}},
-                       tensorboard_log=tensorboard_log)
+                       tensorboard_log=tensorboard_log, vectorized=config.vectorized)
     if task == "token-reversal":
         return RunSpec(algo=get_algorithm("KondoPPO"), env_id="dg_envs/TokenReversal-v0",
                        env_kwargs={"length": config.token_length}, seed=seed, total_updates=config.token_updates,
                        n_envs=8, n_steps=128,
                        algo_kwargs={"learning_rate": 1e-3, "ent_coef": 0.0, "batch_size": 256, "n_epochs": 4, **gate},
-                       tensorboard_log=tensorboard_log)
+                       tensorboard_log=tensorboard_log, vectorized=config.vectorized)
     raise ValueError(f"task must be 'mnist' or 'token-reversal', got {task!r}")
 
 

@@ -52,6 +52,9 @@ class Config:
     """Test error is recorded every this many updates (learning curves)."""
     source: str = "auto"
     """MNIST source: full IDX files if cached, else the 5,000 offline digits (see MNISTBanditEnv)."""
+    vectorized: bool = True
+    """Run the env and the frictions natively batched (``dg_envs.vec_env.make_vec_env``); False:
+    SB3's ``DummyVecEnv`` of per-env wrappers (the same semantics, other random streams)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds."""
 
@@ -98,6 +101,7 @@ def run_spec(config: Config, method: str, lag: int, seed: int, tensorboard_log: 
         },
         eval_every=config.eval_every,
         tensorboard_log=tensorboard_log,
+        vectorized=config.vectorized,
     )
 
 

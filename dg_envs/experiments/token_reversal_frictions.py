@@ -65,6 +65,9 @@ class Config:
     """Methods compared in the task-size sweep."""
     eval_episodes: int = 256
     """Clean greedy episodes per evaluation."""
+    vectorized: bool = True
+    """Run the env and the frictions natively batched (``dg_envs.vec_env.make_vec_env``); False:
+    SB3's ``DummyVecEnv`` of per-env wrappers (the same semantics, other random streams)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds."""
 
@@ -108,7 +111,7 @@ def run_spec(config: Config, method: str, frictions: dict, length: int, vocab_si
                    env_kwargs={"length": length, "vocab_size": vocab_size},
                    total_updates=config.total_updates, n_envs=config.n_envs, n_steps=config.n_steps,
                    frictions=frictions, algo_kwargs={"learning_rate": 1e-3, "ent_coef": 0.0, **extra},
-                   tensorboard_log=tensorboard_log)
+                   tensorboard_log=tensorboard_log, vectorized=config.vectorized)
 
 
 def run(config: Config, progress: bool = True, tensorboard_log: str | None = None,

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -45,6 +46,34 @@ class RunSpec:
     eval_every: int = 0
     """Evaluate every this many updates (0: only at the end)."""
     tensorboard_log: str | None = None
+    vectorized: bool = True
+    """Where the id has a natively batched env, run it and the frictions batched
+    (:func:`dg_envs.vec_env.make_vec_env`: one stale-actor forward per step, one snapshot per
+    update); False, or an id without one (MuJoCo): SB3's ``make_vec_env`` of per-env wrappers."""
+
+
+def has_native_vector_env(env_id: str) -> bool:
+    """Whether ``env_id`` registers a natively batched ``vector_entry_point`` (all of ours do).
+
+    >>> has_native_vector_env("dg_envs/TokenReversal-v0"), has_native_vector_env("Hopper-v5")
+    (True, False)
+    """
+    return gym.spec(env_id).vector_entry_point is not None
+
+
+def make_run_env(spec: RunSpec):
+    """The SB3 VecEnv of a run: batched (``spec.vectorized`` and a native vector env) or per env."""
+    frictions = spec.frictions
+    if spec.vectorized and has_native_vector_env(spec.env_id):
+        from dg_envs.vec_env import make_vec_env as make_batched_vec_env
+
+        return make_batched_vec_env(spec.env_id, n_envs=spec.n_envs, seed=spec.seed, env_kwargs=spec.env_kwargs,
+                                    frictions=frictions or None)
+
+    def wrap(env):
+        return apply_frictions(env, **frictions) if frictions else env
+
+    return make_vec_env(spec.env_id, n_envs=spec.n_envs, seed=spec.seed, env_kwargs=spec.env_kwargs, wrapper_class=wrap)
 
 
 class _PeriodicEval(BaseCallback):
@@ -108,12 +137,7 @@ def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: boo
     ``train_seconds`` (inside ``train()``), ``backward_samples`` (summed over updates), and
     ``model`` (the trained model) when ``keep_model``.
     """
-    frictions = spec.frictions
-
-    def wrap(env):
-        return apply_frictions(env, **frictions) if frictions else env
-
-    venv = make_vec_env(spec.env_id, n_envs=spec.n_envs, seed=spec.seed, env_kwargs=spec.env_kwargs, wrapper_class=wrap)
+    venv = make_run_env(spec)
     model = spec.algo(spec.policy, venv, n_steps=spec.n_steps, seed=spec.seed, verbose=0,
                       tensorboard_log=spec.tensorboard_log, **spec.algo_kwargs)
     cost = _UpdateCost()
@@ -148,20 +172,21 @@ def classification_error(images: np.ndarray, labels: np.ndarray) -> Callable[[An
 def sequence_error(env_kwargs: dict[str, Any], episodes: int = 256, seed: int = 10_000) -> Callable[[Any], float]:
     """An evaluator for token reversal: the greedy policy's fraction of imperfect answers.
 
-    Runs ``episodes`` clean episodes in one vector env (all episodes last ``length`` steps, so
-    they finish together) on prompts drawn from ``seed``, disjoint from training seeds.
+    Runs ``episodes`` clean episodes in the natively batched env (all episodes last ``length``
+    steps, so they finish together) on prompts drawn from ``seed`` (sub-env ``i`` from
+    ``seed + i``, as ``SyncVectorEnv`` and SB3's ``make_vec_env`` seed them), disjoint from
+    training seeds.
     """
-    from stable_baselines3.common.vec_env import DummyVecEnv
 
     def evaluate(model) -> float:
-        venv = make_vec_env("dg_envs/TokenReversal-v0", n_envs=episodes, seed=seed, env_kwargs=env_kwargs,
-                            vec_env_cls=DummyVecEnv)
-        obs = venv.reset()
-        for _ in range(venv.get_attr("length", [0])[0]):
+        envs = gym.make_vec("dg_envs/TokenReversal-v0", num_envs=episodes, vectorization_mode="vector_entry_point",
+                            **env_kwargs)
+        obs, _ = envs.reset(seed=seed)
+        for _ in range(envs.unwrapped.length):
             actions, _ = model.predict(obs, deterministic=True)
-            obs, _, dones, infos = venv.step(actions)
-        venv.close()
-        assert dones.all(), "token-reversal episodes must all end after `length` steps"
-        return float(np.mean([not info["perfect"] for info in infos]))
+            obs, _, terminated, _, info = envs.step(actions)
+        envs.close()
+        assert terminated.all() and info["_perfect"].all(), "token-reversal episodes must all end after `length` steps"
+        return float(np.mean(~info["perfect"]))
 
     return evaluate
