@@ -187,70 +187,177 @@ def format_table(results: Sequence[WrapperBenchResult], env_id: str, n_steps: in
 
 @dataclass
 class VecActorBenchResult:
-    """Cost of a policy-driven actor across the sub-envs of a ``DummyVecEnv``."""
+    """Cost of a stepping configuration over ``n_envs`` sub-envs (per vector step and per sub-env step)."""
 
-    label: str  #: "unwrapped", "per-env StaleActor" or "VecStaleActor (batched)"
+    label: str  #: the configuration
     env_steps_per_s: float  #: median over repeats of sub-env steps per second
-    us_per_env_step: float  #: added cost per sub-env step in microseconds (from the medians)
+    us_per_step: float  #: median microseconds per vector step (all sub-envs)
+    ratio: float  #: us_per_step / the reference configuration's (the first of its group)
+
+
+class _ConstantActor:
+    """An Actor that answers ``action`` with log-prob 0: a policy forward that costs next to nothing."""
+
+    def __init__(self, action: Any) -> None:
+        self.action = action
+
+    def __call__(self, obs: Any, rng: Any, noise_std: float = 0.0) -> tuple[Any, Any]:
+        import numpy as np
+
+        n = len(obs)
+        return np.full(n, self.action, dtype=np.int64), np.zeros(n)
+
+
+def _median_us(step: Callable[[], Any], n_steps: int, repeats: int) -> list[float]:
+    runs = []
+    for _ in range(repeats):
+        start = _clock()
+        for _ in range(n_steps):
+            step()
+        runs.append(1e6 * (_clock() - start) / n_steps)
+    return runs
+
+
+def _measure(
+    configs: dict[str, Callable[[], Any]], n_envs: int, n_steps: dict[str, int], repeats: int, groups: dict[str, str]
+) -> list[VecActorBenchResult]:
+    """Interleaved repeats of each configuration's step (``n_steps[label]`` steps a repeat); medians; ratios to each group's reference."""
+    for label, step in configs.items():  # warm-up
+        _median_us(step, min(n_steps[label], 50), 1)
+    runs: dict[str, list[float]] = {label: [] for label in configs}
+    for _ in range(repeats):
+        for label, step in configs.items():
+            runs[label] += _median_us(step, n_steps[label], 1)
+    medians = {label: statistics.median(r) for label, r in runs.items()}
+    return [
+        VecActorBenchResult(label, n_envs * 1e6 / med, med, med / medians[groups[label]])
+        for label, med in medians.items()
+    ]
+
+
+def _print_rows(title: str, rows: Sequence[VecActorBenchResult]) -> None:
+    print(title)
+    width = max(len(r.label) for r in rows)
+    print(f"{'configuration':<{width}}  {'env-steps/s':>11}  {'us/step':>8}  {'ratio':>6}")
+    for r in rows:
+        print(f"{r.label:<{width}}  {r.env_steps_per_s:>11,.0f}  {r.us_per_step:>8.1f}  {r.ratio:>6.2f}")
 
 
 def bench_vec_actors(
-    env_id: str = "CartPole-v1",
-    n_envs: int = 8,
-    n_steps: int = 1_000,
-    repeats: int = 41,
+    env_id: str = "dg_envs/TokenReversal-v0",
+    n_envs: int = 100,
+    n_steps: int = 200,
+    repeats: int = 21,
     lag: int = 4,
+    env_kwargs: dict[str, Any] | None = None,
     print_table: bool = True,
     seed: int = 0,
 ) -> list[VecActorBenchResult]:
-    """Per-env :class:`~dg_envs.wrappers.StaleActor` (one forward per sub-env) vs the batched
-    :class:`~dg_envs.wrappers.VecStaleActor` (one forward per vector step), on ``n_envs``
-    sub-envs of a ``DummyVecEnv``; ``n_steps`` vector steps per repeat, medians over repeats.
+    """A stale actor over ``n_envs`` sub-envs, per env vs batched, with a snapshot of an SB3 ``MlpPolicy``.
 
-    >>> rows = bench_vec_actors(n_envs=2, n_steps=20, repeats=1, print_table=False)
+    Per env: :class:`~dg_envs.wrappers.StaleActor` in every sub-env of an SB3 ``DummyVecEnv``
+    (one forward pass per sub-env per step). Batched: ``dg_envs.wrappers.vector.StaleActor``
+    around ``gym.make_vec(env_id, vectorization_mode="vector_entry_point")`` when the id has a
+    native vector env, else ``"sync"`` (one forward pass per step). Each is shown with its clean
+    env; the same fixed actions; medians of interleaved repeats, CPU time.
+
+    >>> rows = bench_vec_actors(n_envs=2, n_steps=5, repeats=1, print_table=False, env_kwargs={"length": 3})
     >>> [r.label for r in rows]
-    ['unwrapped', 'per-env StaleActor', 'VecStaleActor (batched)']
+    ['DummyVecEnv', 'DummyVecEnv + per-env StaleActor', 'native vector env', 'native vector env + vector StaleActor']
     """
     import numpy as np
-    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from dg_envs.wrappers import VecStaleActor
+    from dg_envs.wrappers import vector
 
-    actor = _policy_actor(gym.make(env_id))
-    venvs = {
-        "unwrapped": make_vec_env(env_id, n_envs=n_envs, seed=seed),
-        "per-env StaleActor": make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=StaleActor, wrapper_kwargs={"lag": lag}),
-        "VecStaleActor (batched)": VecStaleActor(make_vec_env(env_id, n_envs=n_envs, seed=seed), lag=lag),
-    }
-    for venv in venvs.values():
+    kwargs = dict(env_kwargs or {})
+    mode = "vector_entry_point" if gym.spec(env_id).vector_entry_point is not None else "sync"
+    vector_label = "native vector env" if mode == "vector_entry_point" else "SyncVectorEnv"
+    actor = _policy_actor(gym.make(env_id, **kwargs))
+    clean_dummy = DummyVecEnv([lambda: gym.make(env_id, **kwargs)] * n_envs)
+    stale_dummy = DummyVecEnv([lambda: StaleActor(gym.make(env_id, **kwargs), lag=lag)] * n_envs)
+    clean_vector = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode=mode, **kwargs)
+    stale_vector = vector.StaleActor(gym.make_vec(env_id, num_envs=n_envs, vectorization_mode=mode, **kwargs), lag=lag)
+    for venv in (clean_dummy, stale_dummy):
+        venv.seed(seed)
         push_policy_snapshot(venv, actor)
         venv.reset()
-    space = venvs["unwrapped"].action_space
+    for envs in (clean_vector, stale_vector):
+        push_policy_snapshot(envs, actor)
+        envs.reset(seed=seed)
+    space = clean_dummy.action_space
     space.seed(seed)
-    actions = [np.stack([space.sample() for _ in range(n_envs)]) for _ in range(64)]
-
-    def env_steps_per_second(venv: Any, n: int) -> float:
-        start = _clock()
-        for i in range(n):
-            venv.step(actions[i & 63])
-        return n * n_envs / (_clock() - start)
-
-    for venv in venvs.values():  # warm-up
-        env_steps_per_second(venv, min(n_steps, 50))
-    runs: dict[str, list[float]] = {label: [] for label in venvs}
-    for _ in range(repeats):
-        for label, venv in venvs.items():
-            runs[label].append(env_steps_per_second(venv, n_steps))
-    for venv in venvs.values():
-        venv.close()
-    base = statistics.median(runs["unwrapped"])
-    rows = [
-        VecActorBenchResult(label, statistics.median(r), 1e6 * (1 / statistics.median(r) - 1 / base))
-        for label, r in runs.items()
-    ]
+    actions = np.stack([space.sample() for _ in range(n_envs)])  # the same fixed actions for all
+    configs = {
+        "DummyVecEnv": lambda: clean_dummy.step(actions),
+        "DummyVecEnv + per-env StaleActor": lambda: stale_dummy.step(actions),
+        vector_label: lambda: clean_vector.step(actions),
+        f"{vector_label} + vector StaleActor": lambda: stale_vector.step(actions),
+    }
+    groups = {label: ("DummyVecEnv" if label.startswith("DummyVecEnv") else vector_label) for label in configs}
+    steps = {label: n_steps for label in configs}
+    steps["DummyVecEnv + per-env StaleActor"] = max(n_steps // 20, 1)
+    rows = _measure(configs, n_envs, steps, repeats, groups)
+    for envs in (clean_dummy, stale_dummy, clean_vector, stale_vector):
+        envs.close()
     if print_table:
-        print(f"{env_id}, DummyVecEnv x {n_envs}, lag {lag}, CPU time; median of {repeats} repeats x {n_steps} vector steps")
-        print(f"{'actor':<24}  {'env-steps/s':>11}  {'+us/env-step':>12}")
-        for r in rows:
-            print(f"{r.label:<24}  {r.env_steps_per_s:>11,.0f}  {r.us_per_env_step:>12.1f}")
+        _print_rows(f"{env_id} x {n_envs} sub-envs, StaleActor(lag={lag}) with an SB3 MlpPolicy snapshot, CPU time; "
+                    f"median of {repeats} repeats x {n_steps} vector steps", rows)
+    return rows
+
+
+#: The token-reversal experiment's friction settings (:mod:`dg_envs.experiments.token_reversal_frictions`).
+EXPERIMENT_FRICTIONS: dict[str, Any] = {
+    "stale": 8,
+    "bug": {"p": 0.1, "per": "episode"},
+    "reward_corruption": {"p": 0.1, "per": "episode", "terminal_only": True},
+    "discovery": {"p": 0.01, "per": "episode"},
+}
+
+
+def bench_vector_stack(
+    env_id: str = "dg_envs/TokenReversal-v0",
+    n_envs: int = 100,
+    n_steps: int = 500,
+    repeats: int = 21,
+    frictions: dict[str, Any] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    print_table: bool = True,
+    seed: int = 0,
+) -> list[VecActorBenchResult]:
+    """The batched stack of :data:`EXPERIMENT_FRICTIONS` (or ``frictions``) vs the clean native vector env.
+
+    The policy-driven actor acts with a constant :class:`~dg_envs.wrappers.Actor` (a forward
+    pass that costs next to nothing), so the figure is the frictions' own cost; each friction
+    alone is shown too. For reference, Gymnasium's vector ``RecordEpisodeStatistics`` on the
+    same env. Medians of interleaved repeats, CPU time.
+
+    >>> rows = bench_vector_stack(n_envs=4, n_steps=5, repeats=1, print_table=False, env_kwargs={"length": 3})
+    >>> [r.label for r in rows][:2], rows[0].ratio
+    (['clean', 'stack'], 1.0)
+    """
+    import numpy as np
+    from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+    from dg_envs.wrappers import apply_frictions
+
+    frictions = dict(EXPERIMENT_FRICTIONS if frictions is None else frictions)
+
+    def make(**chosen: Any) -> Any:
+        envs = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **(env_kwargs or {}))
+        envs = apply_frictions(envs, **chosen)
+        push_policy_snapshot(envs, _ConstantActor(1))
+        envs.reset(seed=seed)
+        return envs
+
+    stacks = {"clean": make(), "stack": make(**frictions)}
+    stacks.update({name: make(**{name: value}) for name, value in frictions.items()})
+    stacks["RecordEpisodeStatistics (Gymnasium)"] = RecordEpisodeStatistics(make())
+    stacks["RecordEpisodeStatistics (Gymnasium)"].reset(seed=seed)
+    actions = np.ones(n_envs, dtype=np.int64)
+    configs = {label: (lambda envs=envs: envs.step(actions)) for label, envs in stacks.items()}
+    rows = _measure(configs, n_envs, {label: n_steps for label in configs}, repeats, {label: "clean" for label in configs})
+    if print_table:
+        _print_rows(f"{env_id} x {n_envs} sub-envs (native vector env), frictions {frictions}, constant actor, CPU time; "
+                    f"median of {repeats} repeats x {n_steps} vector steps", rows)
     return rows

@@ -10,8 +10,8 @@ after each update. This module is the contract between the wrappers and the lear
 * :class:`SB3PolicyActor` — an :class:`Actor` built from a Stable-Baselines3 policy
   (a cheap, picklable CPU copy without the optimizer).
 * :class:`PolicySnapshotStore` — a ring of snapshots indexed by lag.
-* :func:`push_policy_snapshot` — push one copy of a policy to every env of a VecEnv (or to
-  one gym env) that has policy-driven wrappers.
+* :func:`push_policy_snapshot` — push one copy of a policy to the policy-driven wrappers of an
+  SB3 VecEnv, a Gymnasium vector env (one snapshot for all sub-envs) or one gym env.
 * :class:`SnapshotCallback` — does that for vanilla SB3 algorithms, after every update.
 
 Lag is counted in learner updates: one push per update (``train()`` call), plus one at the
@@ -456,29 +456,40 @@ def _check_actor_spaces(actor: Any, observation_space: Any, action_space: Any, n
 def push_policy_snapshot(venv_or_env: Any, policy: Any, quantize_bits: int | None = None) -> int:
     """Push one snapshot of ``policy`` to every policy-driven wrapper of ``venv_or_env``.
 
-    ``venv_or_env`` is an SB3 ``VecEnv`` (``DummyVecEnv`` envs all receive the same actor
-    object; ``SubprocVecEnv`` pickles it to each worker) or a single Gymnasium env.
+    ``venv_or_env`` is
+
+    * an SB3 ``VecEnv`` (``DummyVecEnv`` envs all receive the same actor object;
+      ``SubprocVecEnv`` pickles it to each worker; an adapter of a Gymnasium vector env,
+      :class:`dg_envs.vec_env.GymnasiumVecEnv`, hands it once to the vector stack);
+    * a Gymnasium ``VectorEnv``: the outermost vector policy-driven wrapper
+      (:mod:`dg_envs.wrappers.vector`) stores it once and forwards it inwards, down to per-env
+      wrappers inside the sub-envs of a ``SyncVectorEnv``;
+    * or a single Gymnasium env.
+
     ``policy`` is an SB3 policy (one :class:`SB3PolicyActor` copy is made) or already an
-    :class:`Actor`. Returns how many envs accepted it: 0, cheaply and without copying the
-    policy, when none has a policy-driven wrapper (for a VecEnv the answer is cached; SB3's
-    ``has_attr`` asks whether *all* envs have one). ``quantize_bits`` quantises the copy (see
-    :class:`SB3PolicyActor`). Batched :class:`~dg_envs.wrappers.VecStaleActor` /
-    :class:`~dg_envs.wrappers.VecMismatchedActor` anywhere in the VecEnv stack are found too.
-    A ``policy`` that is neither raises a ``TypeError``, and one built for other observation
-    or action spaces than the env's a ``ValueError``, here rather than at the next step.
+    :class:`Actor`. Returns how many envs (sub-envs of a vector env) it reached: 0, cheaply and
+    without copying the policy, when none has a policy-driven wrapper (for a VecEnv the answer
+    is cached; SB3's ``has_attr`` asks whether *all* envs have one). ``quantize_bits``
+    quantises the copy (see :class:`SB3PolicyActor`). A ``policy`` that is neither raises a
+    ``TypeError``, and one built for other observation or action spaces than the env's a
+    ``ValueError``, here rather than at the next step.
 
     Example:
         >>> import gymnasium as gym
         >>> from stable_baselines3 import PPO
         >>> from stable_baselines3.common.env_util import make_vec_env
-        >>> from dg_envs.wrappers import StaleActor
+        >>> from dg_envs.wrappers import StaleActor, vector
         >>> venv = make_vec_env("CartPole-v1", n_envs=2, wrapper_class=StaleActor, wrapper_kwargs={"lag": 1})
         >>> model = PPO("MlpPolicy", venv, n_steps=16, batch_size=32, device="cpu")
         >>> push_policy_snapshot(venv, model.policy)
         2
         >>> push_policy_snapshot(gym.make("CartPole-v1"), model.policy)
         0
+        >>> envs = vector.StaleActor(gym.make_vec("CartPole-v1", num_envs=4), lag=1)
+        >>> push_policy_snapshot(envs, model.policy), len(envs.snapshots)  # one snapshot for 4 sub-envs
+        (4, 1)
     """
+    from gymnasium.vector import SyncVectorEnv, VectorEnv, VectorWrapper
     from stable_baselines3.common.vec_env import VecEnv
 
     _check_policy(policy)
@@ -499,6 +510,20 @@ def push_policy_snapshot(venv_or_env: Any, policy: Any, quantize_bits: int | Non
         _check_actor_spaces(policy, venv_or_env.observation_space, venv_or_env.action_space, "policy", where)
         results = venv_or_env.env_method("push_policy_snapshot", _as_actor(policy, quantize_bits))
         return sum(1 for accepted in results if accepted)
+    if isinstance(venv_or_env, VectorEnv):
+        layer = venv_or_env
+        while not hasattr(layer, "push_policy_snapshot") and isinstance(layer, VectorWrapper):
+            layer = layer.env
+        if hasattr(layer, "push_policy_snapshot"):  # it forwards inwards itself
+            where = type(layer).__name__
+            _check_actor_spaces(policy, layer.single_observation_space, layer.single_action_space, "policy", where)
+            layer.push_policy_snapshot(_as_actor(policy, quantize_bits))
+            return venv_or_env.num_envs
+        subs = [env for env in getattr(layer, "envs", ()) if env.has_wrapper_attr("push_policy_snapshot")]
+        if not isinstance(layer, SyncVectorEnv) or not subs:
+            return 0
+        actor = _as_actor(policy, quantize_bits)
+        return sum(1 for env in subs if push_policy_snapshot(env, actor))
     try:
         push = venv_or_env.get_wrapper_attr("push_policy_snapshot")
     except AttributeError:

@@ -1,7 +1,9 @@
 """Helpers for the wrappers tests (imported by path: pytest runs in importlib mode).
 
 A toy env over any action space whose dynamics use its seeded ``np_random``, constant actors
-that tell snapshots apart, an SB3 policy per space, and the exact binomial interval.
+that tell snapshots apart, an SB3 policy per space, the exact binomial interval, and
+:class:`Execution`: one test body run on both executions of a friction (the per-env wrapper,
+and the vector wrapper of the same name over a ``SyncVectorEnv``, read sub-env by sub-env).
 """
 
 from __future__ import annotations
@@ -114,3 +116,110 @@ def rollout(env, seed, n_steps, action_seed=123):
             episode += 1
             obs, info = env.reset()
     return out
+
+
+# ---------------------------------------------------------------- one test body, both executions
+
+#: The executions every friction has: the per-env wrapper, and the vector wrapper of the same name.
+EXECUTIONS = ("env", "vector")
+
+#: Sub-envs of the vector execution's SyncVectorEnv.
+NUM_SUB_ENVS = 4
+
+
+def split_vector_info(info: dict, num_envs: int) -> list[dict]:
+    """A Gymnasium vector ``info`` (arrays + ``"_" + key`` masks) as one dict per sub-env.
+
+    Entries go where their mask is set (everywhere without a mask); nested dicts are split
+    alike; ``frictions`` (tuples in the vector convention) become lists, as per env.
+    """
+    out: list[dict] = [{} for _ in range(num_envs)]
+    for key, value in info.items():
+        if key.startswith("_") and key[1:] in info:
+            continue
+        mask = info.get("_" + key, np.ones(num_envs, dtype=bool))
+        rows = split_vector_info(value, num_envs) if isinstance(value, dict) else value
+        for i in np.flatnonzero(mask).tolist():
+            item = rows[i]
+            out[i][key] = list(item) if key == "frictions" else item
+    return out
+
+
+class Execution:
+    """A friction test's view of one execution.
+
+    ``X.w`` is the namespace of the wrappers (``dg_envs.wrappers`` or ``dg_envs.wrappers.vector``:
+    the same names), ``X.make(make_env)`` the env they wrap (the env itself, or a
+    ``SyncVectorEnv`` of ``NUM_SUB_ENVS`` copies), and ``X.rollouts(env, seed, n_steps)`` the
+    steps of each sub-env (one list for a single env), about ``n_steps`` in all, as dicts like
+    :func:`rollout`'s. A vector rollout leaves out each sub-env's reset steps (``NEXT_STEP``).
+    """
+
+    def __init__(self, kind: str, num_envs: int = NUM_SUB_ENVS, **vector_kwargs) -> None:
+        import dg_envs.wrappers
+        import dg_envs.wrappers.vector
+
+        self.kind = kind
+        self.vector = kind == "vector"
+        self.w = dg_envs.wrappers.vector if self.vector else dg_envs.wrappers
+        self.num_envs = num_envs if self.vector else 1
+        self.vector_kwargs = vector_kwargs
+
+    def __repr__(self) -> str:
+        return self.kind
+
+    def make(self, make_env=ToyEnv, *args, **kwargs):
+        if not self.vector:
+            return make_env(*args, **kwargs)
+        return gym.vector.SyncVectorEnv([lambda: make_env(*args, **kwargs)] * self.num_envs, **self.vector_kwargs)
+
+    def sub_envs(self, env) -> list:
+        """The single envs below (for what they really received)."""
+        return list(env.unwrapped.envs) if self.vector else [env.unwrapped]
+
+    def batch(self, make_one):
+        """A callable's answer for a whole batch: ``make_one(row)`` per observation row (vector), else one."""
+        if not self.vector:
+            return make_one
+        return lambda obs, *rest: [make_one(row, *rest) for row in obs]
+
+    def step(self, env, action) -> list[dict]:
+        """Step every sub-env with ``action``; the info of each."""
+        if not self.vector:
+            return [env.step(action)[4]]
+        info = env.step(np.stack([np.asarray(action)] * self.num_envs))[4]
+        return split_vector_info(info, self.num_envs)
+
+    def rollouts(self, env, seed, n_steps, action_seed=123) -> list[list[dict]]:
+        if not self.vector:
+            return [rollout(env, seed, n_steps, action_seed)]
+        n = self.num_envs
+        envs = self.sub_envs(env)
+        next_step = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP) == gym.vector.AutoresetMode.NEXT_STEP
+        env.action_space.seed(action_seed)
+        env.reset(seed=seed)
+        out: list[list[dict]] = [[] for _ in range(n)]
+        episode, resetting = [0] * n, np.zeros(n, dtype=bool)
+        for _ in range(-(-n_steps // n)):
+            actions = env.action_space.sample()
+            obs, rewards, terminated, truncated, info = env.step(actions)
+            infos = split_vector_info(info, n)
+            for i in np.flatnonzero(~resetting).tolist():
+                out[i].append(dict(
+                    obs=obs[i], reward=float(rewards[i]), terminated=bool(terminated[i]), truncated=bool(truncated[i]),
+                    info=infos[i], episode=episode[i], action=actions[i], received=getattr(envs[i].unwrapped, "last_action", None),
+                ))
+                episode[i] += bool(terminated[i] or truncated[i])
+            resetting = np.logical_or(terminated, truncated) if next_step else resetting
+        return out
+
+    def steps(self, env, seed, n_steps) -> list[dict]:
+        """All sub-envs' steps in one list (for counting)."""
+        return [step for steps in self.rollouts(env, seed, n_steps) for step in steps]
+
+
+def executions(**vector_kwargs):
+    """``pytest.mark.parametrize("X", ...)`` over both executions."""
+    import pytest
+
+    return pytest.mark.parametrize("X", [Execution("env"), Execution("vector", **vector_kwargs)], ids=EXECUTIONS)

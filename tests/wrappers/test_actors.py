@@ -17,7 +17,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _wrappers_test_utils import SPACES, ConstantActor, ToyEnv, rollout, sb3_policy  # noqa: E402
+from _wrappers_test_utils import SPACES, ConstantActor, ToyEnv, executions, sb3_policy  # noqa: E402
 
 from dg_envs.wrappers import (  # noqa: E402
     Actor,
@@ -148,71 +148,80 @@ def test_snapshot_store():
 # ---------------------------------------------------------------- lag semantics
 
 
-def _executed(env, n=1):
-    return [int(env.step(0)[4].get(EXECUTED_ACTION, -1)) for _ in range(n)]
+def _executed(X, env):
+    """The actions the sub-envs executed on one step (-1: the learner's own, nothing recorded), as a set;
+    a vector sub-env in its reset step (a ToyEnv's episode ends at random) records nothing either."""
+    return {int(info.get(EXECUTED_ACTION, -1)) for info in X.step(env, 0)} - ({-1} if X.vector else set())
 
 
-def test_stale_actor_lag_semantics_with_distinguishable_snapshots():
-    env = StaleActor(ToyEnv(gym.spaces.Discrete(10)), lag=2)
+@executions()
+def test_stale_actor_lag_semantics_with_distinguishable_snapshots(X):
+    env = X.w.StaleActor(X.make(ToyEnv, gym.spaces.Discrete(10)), lag=2)
     env.reset(seed=0)
-    assert _executed(env) == [-1]  # no snapshot yet: the learner's action runs, nothing recorded
+    assert _executed(X, env) <= {-1}  # no snapshot yet: the learner's action runs, nothing recorded
     env.push_policy_snapshot(ConstantActor(0, log_prob=-0.0))
-    assert _executed(env) == [0]  # fewer than lag updates: the oldest
+    assert _executed(X, env) == {0}  # fewer than lag updates: the oldest
     env.push_policy_snapshot(ConstantActor(1, log_prob=-1.0))
-    assert _executed(env) == [0]
+    assert _executed(X, env) == {0}
     for k in range(2, 7):
         env.push_policy_snapshot(ConstantActor(k, log_prob=-float(k)))
-        info = env.step(0)[4]
-        assert info[EXECUTED_ACTION] == k - 2 and info[BEHAVIOR_LOG_PROB] == -(k - 2)
-        assert info["actor_lag"] == 2
+        for info in X.step(env, 0):
+            if EXECUTED_ACTION in info:  # (a vector sub-env may be in its reset step)
+                assert info[EXECUTED_ACTION] == k - 2 and info[BEHAVIOR_LOG_PROB] == -(k - 2)
+                assert info["actor_lag"] == 2
 
 
-def test_actor_lag_reports_the_age_of_the_snapshot_that_acted():
-    env = StaleActor(ToyEnv("discrete"), lag=3)
-    env.reset(seed=0)
-    assert "actor_lag" not in env.step(0)[4]
+@executions()
+def test_actor_lag_reports_the_age_of_the_snapshot_that_acted(X):
+    env = X.w.StaleActor(X.make(ToyEnv, "discrete"), lag=3)
+    env.reset(seed=1)
+    assert all("actor_lag" not in info for info in X.step(env, 0))
     ages = []
     for k in range(5):
         env.push_policy_snapshot(ConstantActor(k % 5))
-        ages.append(env.step(0)[4]["actor_lag"])
-    assert ages == [0, 1, 2, 3, 3]
+        ages.append({info["actor_lag"] for info in X.step(env, 0) if "actor_lag" in info})
+    assert ages == [{0}, {1}, {2}, {3}, {3}]
     # an inner bug wins: its record is kept and the stale actor adds no lag to it
-    env = StaleActor(BuggyActor(ToyEnv("discrete"), p=1.0), lag=1)
+    env = X.w.StaleActor(X.w.BuggyActor(X.make(ToyEnv, "discrete"), p=1.0), lag=1)
     env.push_policy_snapshot(ConstantActor(1))
     env.reset(seed=0)
-    info = env.step(0)[4]
-    assert info[FRICTIONS] == ["bug", "stale"] and info[EXECUTED_ACTION] == 0 and "actor_lag" not in info
+    for info in X.step(env, 0):
+        assert info[FRICTIONS] == ["bug", "stale"] and info[EXECUTED_ACTION] == 0 and "actor_lag" not in info
 
 
-def test_random_lag_is_uniform_on_0_to_lag():
-    env = StaleActor(ToyEnv(gym.spaces.Discrete(10)), lag=3, random_lag=True)
+@executions()
+def test_random_lag_is_uniform_on_0_to_lag(X):
+    env = X.w.StaleActor(X.make(ToyEnv, gym.spaces.Discrete(10)), lag=3, random_lag=True)
     for k in range(8):
         env.push_policy_snapshot(ConstantActor(k))
-    lags = [7 - s["info"][EXECUTED_ACTION] for s in rollout(env, 0, 2000)]
+    lags = [7 - s["info"][EXECUTED_ACTION] for s in X.steps(env, 0, 2000)]
     counts = np.bincount(lags, minlength=4)
-    assert len(counts) == 4 and np.all(np.abs(counts / 2000 - 0.25) < 0.04), counts
+    assert len(counts) == 4 and np.all(np.abs(counts / len(lags) - 0.25) < 0.04), counts
 
 
-def test_random_lag_per_episode_is_held():
-    env = StaleActor(ToyEnv(gym.spaces.Discrete(10)), lag=3, random_lag=True, per="episode")
+@executions()
+def test_random_lag_per_episode_is_held(X):
+    env = X.w.StaleActor(X.make(ToyEnv, gym.spaces.Discrete(10)), lag=3, random_lag=True, per="episode")
     for k in range(8):
         env.push_policy_snapshot(ConstantActor(k))
-    by_episode: dict[int, set] = {}
-    for s in rollout(env, 0, 1000):
-        by_episode.setdefault(s["episode"], set()).add(int(s["info"][EXECUTED_ACTION]))
+    by_episode: dict[tuple[int, int], set] = {}
+    for sub_env, steps in enumerate(X.rollouts(env, 0, 1000)):
+        for s in steps:
+            by_episode.setdefault((sub_env, s["episode"]), set()).add(int(s["info"][EXECUTED_ACTION]))
     assert all(len(v) == 1 for v in by_episode.values())
     assert set().union(*by_episode.values()) == {4, 5, 6, 7}
 
 
-def test_push_forwards_to_inner_policy_wrappers():
-    inner = MismatchedActor(ToyEnv("discrete"), noise_std=0.1)
-    outer = StaleActor(BuggyActor(inner, p=0.0), lag=1)
+@executions()
+def test_push_forwards_to_inner_policy_wrappers(X):
+    inner = X.w.MismatchedActor(X.make(ToyEnv, "discrete"), noise_std=0.1)
+    outer = X.w.StaleActor(X.w.BuggyActor(inner, p=0.0), lag=1)
     assert outer.push_policy_snapshot(ConstantActor(1)) == 2
     assert outer.snapshots.num_updates == inner.snapshots.num_updates == 1
+    assert outer.snapshots.get(0) is inner.snapshots.get(0)
     # the inner (mismatched) actor is what the env executes: innermost replacement wins
     outer.reset(seed=0)
-    info = outer.step(0)[4]
-    assert info[FRICTIONS] == ["mismatch", "stale"]
+    assert all(info[FRICTIONS] == ["mismatch", "stale"] for info in X.step(outer, 0))
 
 
 # ---------------------------------------------------------------- push_policy_snapshot on vec envs
@@ -412,29 +421,30 @@ class NonFiniteObsEnv(ToyEnv):
         return obs
 
 
+@executions()
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
-@pytest.mark.parametrize("make, name", [(lambda e: StaleActor(e, lag=1), "stale"), (lambda e: MismatchedActor(e, noise_std=0.5), "mismatch")])
-def test_nonfinite_observation_raises_in_stale_and_mismatched_actor(make, name, value):
+@pytest.mark.parametrize("make, name", [(lambda W, e: W.StaleActor(e, lag=1), "stale"), (lambda W, e: W.MismatchedActor(e, noise_std=0.5), "mismatch")])
+def test_nonfinite_observation_raises_in_stale_and_mismatched_actor(X, make, name, value):
     """A NaN observation used to play action 0 with a NaN log-prob, silently; now a ValueError names it."""
-    inner = NonFiniteObsEnv(value)
-    env = make(inner)
+    env_of = X.make(NonFiniteObsEnv, value)
+    env = make(X.w, env_of)
     env.push_policy_snapshot(SB3PolicyActor(sb3_policy(OBS_SPACE, SPACES["discrete"])))
     env.reset(seed=0)
-    info = env.step(0)[4]  # a finite observation: the actor acts
-    assert np.isfinite(info[BEHAVIOR_LOG_PROB])
+    assert all(np.isfinite(info[BEHAVIOR_LOG_PROB]) for info in X.step(env, 0))  # a finite observation: the actor acts
     with pytest.raises(ValueError, match=f"observation given to the {name} actor is non-finite"):
-        env.step(0)
-    assert inner._t == 1  # raised before the inner env stepped
+        X.step(env, 0)
+    assert all(sub._t == 1 for sub in X.sub_envs(env_of))  # raised before the inner env stepped
 
 
-def test_nonfinite_observation_is_not_checked_before_a_snapshot_or_when_the_actor_does_not_act():
-    env = StaleActor(NonFiniteObsEnv(np.nan, bad_from=0), lag=1)
+@executions()
+def test_nonfinite_observation_is_not_checked_before_a_snapshot_or_when_the_actor_does_not_act(X):
+    env = X.w.StaleActor(X.make(NonFiniteObsEnv, np.nan, bad_from=0), lag=1)
     env.reset(seed=0)
-    env.step(0)  # no snapshot: the learner's action runs, the actor never sees the observation
-    env = StaleActor(NonFiniteObsEnv(np.nan, bad_from=0), lag=1, p=0.0)
+    X.step(env, 0)  # no snapshot: the learner's action runs, the actor never sees the observation
+    env = X.w.StaleActor(X.make(NonFiniteObsEnv, np.nan, bad_from=0), lag=1, p=0.0)
     env.push_policy_snapshot(ConstantActor(1))
     env.reset(seed=0)
-    env.step(0)
+    X.step(env, 0)
 
 
 def test_invalid_snapshot_store_size_and_numpy_quantize_bits():

@@ -1,4 +1,9 @@
-"""Tests of the friction wrappers: rates, p=0 / p=1, per-episode, check_env, pickling, validation."""
+"""Tests of the friction wrappers: rates, p=0 / p=1, per-episode, semantics, validation.
+
+Each property test runs on both executions, ``X`` (see ``_wrappers_test_utils.Execution``):
+the per-env wrapper around a ``ToyEnv``, and the vector wrapper of the same name around a
+``SyncVectorEnv`` of them, read sub-env by sub-env. ``check_env`` and pickling are per-env.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +23,13 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _wrappers_test_utils import (  # noqa: E402
+    EXECUTIONS,
     SPACES,
     ConstantActor,
+    Execution,
     ToyEnv,
     binomial_interval,
+    executions,
     rollout,
     sb3_policy,
 )
@@ -34,7 +42,6 @@ from dg_envs.wrappers import (  # noqa: E402
     MismatchedActor,
     PolicyOracle,
     RareDiscovery,
-    RewardCorruption,
     SB3PolicyActor,
     StaleActor,
     apply_frictions,
@@ -45,42 +52,34 @@ from dg_envs.wrappers.protocol import BEHAVIOR_LOG_PROB, EXECUTED_ACTION, FRICTI
 _ACTORS: dict = {}
 
 
-def policy_actor(env: gym.Env) -> SB3PolicyActor:
-    """An SB3PolicyActor from a real SB3 policy for this env's spaces (cached per space pair)."""
-    key = (repr(env.observation_space), repr(env.action_space))
+def policy_actor(env) -> SB3PolicyActor:
+    """An SB3PolicyActor from a real SB3 policy for this env's (single) spaces (cached per space pair)."""
+    obs_space = getattr(env, "single_observation_space", env.observation_space)
+    act_space = getattr(env, "single_action_space", env.action_space)
+    key = (repr(obs_space), repr(act_space))
     if key not in _ACTORS:
-        _ACTORS[key] = SB3PolicyActor(sb3_policy(env.observation_space, env.action_space))
+        _ACTORS[key] = SB3PolicyActor(sb3_policy(obs_space, act_space))
     return _ACTORS[key]
 
 
-def _stale(env, p, per):
-    wrapped = StaleActor(env, lag=1, p=p, per=per)
-    wrapped.push_policy_snapshot(policy_actor(env))
+def _with_snapshot(wrapped):
+    push_policy_snapshot(wrapped, policy_actor(wrapped))
     return wrapped
 
 
-def _mismatch(env, p, per):
-    wrapped = MismatchedActor(env, noise_std=1.0, p=p, per=per)
-    wrapped.push_policy_snapshot(policy_actor(env))
-    return wrapped
-
-
-#: name -> (factory(env, p, per), friction name recorded, replaces the action?)
+#: name -> (factory(W, env, p, per) with W the wrappers' namespace, friction name recorded, replaces the action?)
 WRAPPERS = {
-    "stale": (_stale, "stale", True),
-    "mismatch": (_mismatch, "mismatch", True),
-    "bug_landmine": (lambda env, p, per: BuggyActor(env, p, per=per), "bug", True),
-    "bug_random": (lambda env, p, per: BuggyActor(env, p, bug="random", per=per), "bug", True),
-    "bug_callable": (lambda env, p, per: BuggyActor(env, p, bug=lambda o, a, rng: a, per=per), "bug", True),
-    "reward_coin": (lambda env, p, per: RewardCorruption(env, p, per=per), "reward_corruption", False),
-    "reward_gaussian": (lambda env, p, per: RewardCorruption(env, p, mode="gaussian", per=per), "reward_corruption", False),
-    "reward_sign_flip": (lambda env, p, per: RewardCorruption(env, p, mode="sign_flip", per=per), "reward_corruption", False),
-    "discovery": (lambda env, p, per: RareDiscovery(env, p, per=per), "discovery", True),
+    "stale": (lambda W, env, p, per: _with_snapshot(W.StaleActor(env, lag=1, p=p, per=per)), "stale", True),
+    "mismatch": (lambda W, env, p, per: _with_snapshot(W.MismatchedActor(env, noise_std=1.0, p=p, per=per)), "mismatch", True),
+    "bug_landmine": (lambda W, env, p, per: W.BuggyActor(env, p, per=per), "bug", True),
+    "bug_random": (lambda W, env, p, per: W.BuggyActor(env, p, bug="random", per=per), "bug", True),
+    "bug_callable": (lambda W, env, p, per: W.BuggyActor(env, p, bug=lambda o, a, rng: a, per=per), "bug", True),
+    "random_answer": (lambda W, env, p, per: W.RandomAnswer(env, p, per=per), "random_answer", True),
+    "reward_coin": (lambda W, env, p, per: W.RewardCorruption(env, p, per=per), "reward_corruption", False),
+    "reward_gaussian": (lambda W, env, p, per: W.RewardCorruption(env, p, mode="gaussian", per=per), "reward_corruption", False),
+    "reward_sign_flip": (lambda W, env, p, per: W.RewardCorruption(env, p, mode="sign_flip", per=per), "reward_corruption", False),
+    "discovery": (lambda W, env, p, per: W.RareDiscovery(env, p, per=per), "discovery", True),
 }
-
-
-def strip_frictions(info: dict) -> dict:
-    return {k: v for k, v in info.items() if k not in (EXECUTED_ACTION, BEHAVIOR_LOG_PROB, FRICTIONS, TRUE_REWARD)}
 
 
 def fired(step: dict, name: str) -> bool:
@@ -91,35 +90,37 @@ FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthChe
 
 
 def any_wrapper_setting(test):
-    """Hypothesis over every wrapper, action space, granularity and seed."""
+    """Hypothesis over every wrapper, action space, granularity and seed (and, outside, both executions)."""
     return FAST(given(name=st.sampled_from(sorted(WRAPPERS)), space=st.sampled_from(sorted(SPACES)),
                       per=st.sampled_from(["step", "episode"]), seed=st.integers(0, 2**31 - 1))(test))
 
 
+@executions()
 @any_wrapper_setting
-def test_p0_leaves_the_trajectory_identical(name, space, per, seed):
+def test_p0_leaves_the_trajectory_identical(X, name, space, per, seed):
     factory, _, _ = WRAPPERS[name]
-    clean = rollout(ToyEnv(space), seed, 60)
-    wrapped = rollout(factory(ToyEnv(space), 0.0, per), seed, 60)
-    for a, b in zip(clean, wrapped, strict=True):
-        np.testing.assert_array_equal(a["obs"], b["obs"])
-        assert (a["reward"], a["terminated"], a["truncated"]) == (b["reward"], b["terminated"], b["truncated"])
-        assert a["info"] == b["info"]  # no friction keys at all
+    clean = X.rollouts(X.make(ToyEnv, space), seed, 60)
+    wrapped = X.rollouts(factory(X.w, X.make(ToyEnv, space), 0.0, per), seed, 60)
+    for clean_steps, steps in zip(clean, wrapped, strict=True):
+        for a, b in zip(clean_steps, steps, strict=True):
+            np.testing.assert_array_equal(a["obs"], b["obs"])
+            assert (a["reward"], a["terminated"], a["truncated"]) == (b["reward"], b["terminated"], b["truncated"])
+            assert a["info"] == b["info"]  # no friction keys at all
 
 
+@executions()
 @any_wrapper_setting
-def test_p1_always_fires(name, space, per, seed):
+def test_p1_always_fires(X, name, space, per, seed):
     factory, friction, replaces = WRAPPERS[name]
-    env = factory(ToyEnv(space), 1.0, per)
-    for step in rollout(env, seed, 60):
+    env = factory(X.w, X.make(ToyEnv, space), 1.0, per)
+    for step in X.steps(env, seed, 60):
         assert fired(step, friction)
         assert (EXECUTED_ACTION in step["info"]) == replaces
         if replaces:
             executed = step["info"][EXECUTED_ACTION]
-            received = step["received"]
-            if isinstance(env.action_space, spaces.Box):
-                executed = np.clip(executed, env.action_space.low, env.action_space.high)
-            np.testing.assert_array_equal(received, executed)
+            if isinstance(SPACES[space], spaces.Box):
+                executed = np.clip(executed, -1.0, 1.0)
+            np.testing.assert_array_equal(step["received"], executed)
 
 
 def test_binomial_interval_matches_known_values():
@@ -129,98 +130,136 @@ def test_binomial_interval_matches_known_values():
     assert binomial_interval(10, 0.5) == (1, 9)
 
 
+#: The rate tests' interval: 99.9%, since about 60 of them run (wrappers x spaces x executions), each
+#: its own seeded sample; at 99% one of them would fall outside by chance.
+RATE_LEVEL = 0.999
+
+
+@executions()
 @pytest.mark.parametrize("name", sorted(WRAPPERS))
 @pytest.mark.parametrize("space", ["discrete", "box"])
-def test_rate_at_p03_per_step_is_binomial(name, space):
+def test_rate_at_p03_per_step_is_binomial(X, name, space):
     factory, friction, _ = WRAPPERS[name]
-    steps = rollout(factory(ToyEnv(space), 0.3, "step"), seed=7, n_steps=3000)
+    steps = X.steps(factory(X.w, X.make(ToyEnv, space), 0.3, "step"), seed=7, n_steps=3000)
     count = sum(fired(s, friction) for s in steps)
-    lo, hi = binomial_interval(len(steps), 0.3)
+    lo, hi = binomial_interval(len(steps), 0.3, level=RATE_LEVEL)
     assert lo <= count <= hi, (count, lo, hi)
 
 
+@executions()
 @pytest.mark.parametrize("name", sorted(WRAPPERS))
-def test_rate_at_p03_per_episode_is_binomial_and_held(name):
+def test_rate_at_p03_per_episode_is_binomial_and_held(X, name):
     factory, friction, _ = WRAPPERS[name]
-    steps = rollout(factory(ToyEnv("multidiscrete"), 0.3, "episode"), seed=11, n_steps=6000)
-    by_episode: dict[int, set] = {}
-    for s in steps:
-        by_episode.setdefault(s["episode"], set()).add(fired(s, friction))
+    by_episode: dict[tuple[int, int], set] = {}
+    for sub_env, steps in enumerate(X.rollouts(factory(X.w, X.make(ToyEnv, "multidiscrete"), 0.3, "episode"), seed=11, n_steps=6000)):
+        for s in steps:
+            by_episode.setdefault((sub_env, s["episode"]), set()).add(fired(s, friction))
     assert all(len(v) == 1 for v in by_episode.values()), "a per-episode friction switched inside an episode"
     count = sum(v == {True} for v in by_episode.values())
-    lo, hi = binomial_interval(len(by_episode), 0.3)
+    lo, hi = binomial_interval(len(by_episode), 0.3, level=RATE_LEVEL)
     assert lo <= count <= hi, (count, lo, hi, len(by_episode))
 
 
-def test_seed_goes_unchanged_to_the_inner_env_and_streams_differ_per_class():
-    env = apply_frictions(ToyEnv("discrete"), bug=0.5, reward_corruption=0.5, discovery=0.5)
+@executions()
+def test_seed_goes_unchanged_to_the_inner_env_and_streams_differ_per_class(X):
+    env = X.w.apply_frictions(X.make(ToyEnv, "discrete"), bug=0.5, reward_corruption=0.5, discovery=0.5, random_answer=0.5)
     obs, _ = env.reset(seed=3)
-    raw_obs, _ = ToyEnv("discrete").reset(seed=3)
+    raw_obs, _ = X.make(ToyEnv, "discrete").reset(seed=3)
     np.testing.assert_array_equal(obs, raw_obs)
-    layers = [env, env.env, env.env.env]
+    layers = [env, env.env, env.env.env, env.env.env.env]
     draws = [layer.rng.random(4).tolist() for layer in layers]
-    assert len({tuple(d) for d in draws}) == 3
+    assert len({tuple(d) for d in draws}) == 4
 
 
-def test_reseeding_reproduces_the_frictions():
+@executions()
+def test_reseeding_reproduces_the_frictions(X):
     def run():
-        env = apply_frictions(ToyEnv("box"), bug={"p": 0.3, "bug": "random"}, reward_corruption={"p": 0.3, "mode": "gaussian"}, discovery=0.2)
-        return rollout(env, seed=5, n_steps=200)
+        env = X.w.apply_frictions(
+            X.make(ToyEnv, "box"), bug={"p": 0.3, "bug": "random"}, reward_corruption={"p": 0.3, "mode": "gaussian"},
+            discovery=0.2, random_answer=0.1,
+        )
+        return X.steps(env, seed=5, n_steps=200)
 
     a, b = run(), run()
+    assert any(FRICTIONS in x["info"] for x in a)
     for x, y in zip(a, b, strict=True):
         assert x["reward"] == y["reward"] and x["info"].get(FRICTIONS) == y["info"].get(FRICTIONS)
+
+
+def test_per_env_and_vector_streams_differ():
+    """A per-env wrapper in sub-env 0 (seeded seed + 0) and a vector wrapper seeded ``seed`` draw apart."""
+    env, envs = BuggyActor(ToyEnv(), p=0.5), Execution("vector").w.BuggyActor(Execution("vector").make(), p=0.5)
+    env.reset(seed=3)
+    envs.reset(seed=3)
+    assert env.rng.random(4).tolist() != envs.rng.random(4).tolist()
 
 
 # ---------------------------------------------------------------- each wrapper's own semantics
 
 
+@executions()
 @pytest.mark.parametrize("space", sorted(SPACES))
-def test_landmine_defaults_to_the_zero_action_and_reports_certainty(space):
-    env = BuggyActor(ToyEnv(space), p=1.0)
+def test_landmine_defaults_to_the_zero_action_and_reports_certainty(X, space):
+    env = X.w.BuggyActor(X.make(ToyEnv, space), p=1.0)
     env.reset(seed=0)
-    info = env.step(env.action_space.sample())[4]
     expected = {"discrete": 0, "discrete_start": 2, "multidiscrete": [0, 0], "box": [0.0, 0.0]}[space]
-    np.testing.assert_array_equal(info[EXECUTED_ACTION], expected)
-    assert info[BEHAVIOR_LOG_PROB] == 0.0
+    for info in X.step(env, SPACES[space].sample()):
+        np.testing.assert_array_equal(info[EXECUTED_ACTION], expected)
+        assert info[BEHAVIOR_LOG_PROB] == 0.0
 
 
+@executions()
 @pytest.mark.parametrize(
     "space, expected",
     [("discrete", -np.log(5)), ("multidiscrete", -np.log(12)), ("box", -2 * np.log(2.0))],
 )
-def test_buggy_actor_can_report_the_true_log_prob(space, expected):
-    env = BuggyActor(ToyEnv(space), p=1.0, bug="random", reported_log_prob=None)
+@pytest.mark.parametrize("make", ["bug", "random_answer"])
+def test_buggy_actor_and_random_answer_can_report_the_true_log_prob(X, make, space, expected):
+    def wrap(env, **kwargs):
+        return X.w.BuggyActor(env, p=1.0, bug="random", **kwargs) if make == "bug" else X.w.RandomAnswer(env, p=1.0, **kwargs)
+
+    env = wrap(X.make(ToyEnv, space), reported_log_prob=None)
     env.reset(seed=0)
-    assert env.step(env.action_space.sample())[4][BEHAVIOR_LOG_PROB] == pytest.approx(expected)
-    env = BuggyActor(ToyEnv(space), p=1.0, bug="landmine", reported_log_prob=None)
+    assert all(info[BEHAVIOR_LOG_PROB] == pytest.approx(expected) for info in X.step(env, SPACES[space].sample()))
+    env = wrap(X.make(ToyEnv, space))
     env.reset(seed=0)
-    assert env.step(env.action_space.sample())[4][BEHAVIOR_LOG_PROB] == 0.0
+    assert all(info[BEHAVIOR_LOG_PROB] == 0.0 for info in X.step(env, SPACES[space].sample()))
+    if make == "bug":
+        env = X.w.BuggyActor(X.make(ToyEnv, space), p=1.0, bug="landmine", reported_log_prob=None)
+        env.reset(seed=0)
+        assert all(info[BEHAVIOR_LOG_PROB] == 0.0 for info in X.step(env, SPACES[space].sample()))
 
 
-def test_buggy_random_covers_the_space():
-    env = BuggyActor(ToyEnv("multidiscrete"), p=1.0, bug="random")
-    seen = {tuple(s["info"][EXECUTED_ACTION]) for s in rollout(env, 0, 500)}
+@executions()
+@pytest.mark.parametrize("make", ["bug", "random_answer"])
+def test_random_actions_cover_the_space(X, make):
+    env = X.make(ToyEnv, "multidiscrete")
+    env = X.w.BuggyActor(env, p=1.0, bug="random") if make == "bug" else X.w.RandomAnswer(env, p=1.0)
+    seen = {tuple(s["info"][EXECUTED_ACTION]) for s in X.steps(env, 0, 500)}
     assert seen == {(i, j) for i in range(3) for j in range(4)}
 
 
+@executions()
 @pytest.mark.parametrize("space", sorted(SPACES))
-def test_discovery_executes_the_optimal_action_and_gets_its_reward(space):
-    env = RareDiscovery(ToyEnv(space), p=1.0)
-    for s in rollout(env, 1, 100):
+def test_discovery_executes_the_optimal_action_and_gets_its_reward(X, space):
+    env = X.w.RareDiscovery(X.make(ToyEnv, space), p=1.0)
+    for s in X.steps(env, 1, 100):
         assert s["reward"] == 1.0 and s["info"][BEHAVIOR_LOG_PROB] == 0.0
 
 
-def test_discovery_with_an_oracle():
-    env = RareDiscovery(ToyEnv("discrete"), p=1.0, oracle=lambda obs: 4, reported_log_prob=-0.5)
-    for s in rollout(env, 1, 20):
+@executions()
+def test_discovery_with_an_oracle(X):
+    # np.full(shape[:-1]) answers one observation with one action, and a batch with a batch (as SB3's predict does)
+    env = X.w.RareDiscovery(X.make(ToyEnv, "discrete"), p=1.0, oracle=lambda obs: np.full(np.shape(obs)[:-1], 4), reported_log_prob=-0.5)
+    for s in X.steps(env, 1, 20):
         assert s["info"][EXECUTED_ACTION] == 4 and s["info"][BEHAVIOR_LOG_PROB] == -0.5
 
 
+@executions()
 @pytest.mark.parametrize("mode", ["coin", "gaussian", "sign_flip"])
-def test_reward_corruption_keeps_the_clean_reward_exactly_when_changed(mode):
-    clean = rollout(ToyEnv("discrete"), 2, 400)
-    dirty = rollout(RewardCorruption(ToyEnv("discrete"), p=0.5, mode=mode), 2, 400)
+def test_reward_corruption_keeps_the_clean_reward_exactly_when_changed(X, mode):
+    clean = X.steps(X.make(ToyEnv, "discrete"), 2, 400)
+    dirty = X.steps(X.w.RewardCorruption(X.make(ToyEnv, "discrete"), p=0.5, mode=mode), 2, 400)
     for c, d in zip(clean, dirty, strict=True):
         changed = d["reward"] != c["reward"]
         assert (TRUE_REWARD in d["info"]) == changed
@@ -230,126 +269,161 @@ def test_reward_corruption_keeps_the_clean_reward_exactly_when_changed(mode):
             assert d["reward"] in (0.0, 1.0)
 
 
-def test_reward_corruption_spares_discoveries_unless_asked():
-    spared = apply_frictions(ToyEnv("discrete"), discovery=1.0, reward_corruption={"p": 1.0, "mode": "sign_flip"})
-    assert all(s["reward"] == 1.0 and TRUE_REWARD not in s["info"] for s in rollout(spared, 0, 50))
-    hit = RewardCorruption(RareDiscovery(ToyEnv("discrete"), p=1.0), p=1.0, mode="sign_flip", spare_discoveries=False)
-    assert all(s["reward"] == -1.0 and s["info"][TRUE_REWARD] == 1.0 for s in rollout(hit, 0, 50))
+@executions()
+def test_reward_corruption_spares_discoveries_unless_asked(X):
+    spared = X.w.apply_frictions(X.make(ToyEnv, "discrete"), discovery=1.0, reward_corruption={"p": 1.0, "mode": "sign_flip"})
+    assert all(s["reward"] == 1.0 and TRUE_REWARD not in s["info"] for s in X.steps(spared, 0, 50))
+    hit = X.w.RewardCorruption(X.w.RareDiscovery(X.make(ToyEnv, "discrete"), p=1.0), p=1.0, mode="sign_flip", spare_discoveries=False)
+    assert all(s["reward"] == -1.0 and s["info"][TRUE_REWARD] == 1.0 for s in X.steps(hit, 0, 50))
+
+
+@executions()
+def test_stacked_corruptions_keep_the_clean_reward(X):
+    env = X.w.RewardCorruption(X.w.RewardCorruption(X.make(ToyEnv, "discrete"), p=1.0, mode="gaussian"), p=1.0, mode="sign_flip")
+    clean = X.steps(X.make(ToyEnv, "discrete"), 0, 40)
+    for c, d in zip(clean, X.steps(env, 0, 40), strict=True):
+        assert d["info"][TRUE_REWARD] == c["reward"] and d["info"][FRICTIONS] == ["reward_corruption"] * 2
 
 
 # ---------------------------------------------------------------- apply_frictions
 
 
-def test_apply_frictions_canonical_order_and_numbers():
-    assert CANONICAL_ORDER == ("discovery", "bug", "mismatch", "stale", "reward_corruption")
-    env = apply_frictions(ToyEnv("discrete"), stale=4, bug=0.2, reward_corruption=0.1, discovery=0.01)
+def test_canonical_order_is_the_registry_order():
+    from dg_envs.wrappers.stack import REGISTRY
+
+    assert CANONICAL_ORDER == ("discovery", "random_answer", "bug", "mismatch", "stale", "reward_corruption")
+    assert tuple(REGISTRY) == CANONICAL_ORDER
+    for name, friction in REGISTRY.items():
+        assert friction.spec.name == name
+        assert friction.vector_wrapper.__name__ == friction.env_wrapper.__name__
+        assert friction.vector_wrapper.spec_class is friction.env_wrapper.spec_class is friction.spec
+
+
+@executions()
+def test_apply_frictions_canonical_order_and_numbers(X):
+    env = X.w.apply_frictions(X.make(ToyEnv, "discrete"), stale=4, bug=0.2, reward_corruption=0.1, discovery=0.01, random_answer=0.05)
     layers = []
-    while isinstance(env, gym.Wrapper):
+    while isinstance(env, (gym.Wrapper, gym.vector.VectorWrapper)):
         layers.append(env)
         env = env.env
-    assert [type(x) for x in layers] == [RewardCorruption, StaleActor, BuggyActor, RareDiscovery]
-    assert layers[1].lag == 4 and layers[2].p == 0.2 and layers[0].p == 0.1 and layers[3].p == 0.01
+    w = X.w
+    assert [type(x) for x in layers] == [w.RewardCorruption, w.StaleActor, w.BuggyActor, w.RandomAnswer, w.RareDiscovery]
+    assert layers[1].lag == 4 and layers[2].p == 0.2 and layers[0].p == 0.1 and layers[4].p == 0.01 and layers[3].p == 0.05
 
 
-def test_apply_frictions_merges_stale_and_mismatch_into_one_actor():
-    env = apply_frictions(ToyEnv("discrete"), stale={"lag": 2, "random_lag": True}, mismatch=0.5)
-    assert type(env) is MismatchedActor and type(env.env) is ToyEnv
+@executions()
+def test_apply_frictions_merges_stale_and_mismatch_into_one_actor(X):
+    env = X.w.apply_frictions(X.make(ToyEnv, "discrete"), stale={"lag": 2, "random_lag": True}, mismatch=0.5)
+    assert type(env) is X.w.MismatchedActor and not isinstance(env.env, (gym.Wrapper, gym.vector.VectorWrapper))
     assert (env.lag, env.random_lag, env.noise_std) == (2, True, 0.5)
     env.push_policy_snapshot(ConstantActor(1))
     env.reset(seed=0)
-    assert env.step(0)[4][FRICTIONS] == ["mismatch", "stale"]
+    assert all(info[FRICTIONS] == ["mismatch", "stale"] for info in X.step(env, 0))
     with pytest.raises(ValueError, match="p differs"):
-        apply_frictions(ToyEnv("discrete"), stale={"lag": 2, "p": 0.5}, mismatch={"noise_std": 1.0, "p": 0.2})
+        X.w.apply_frictions(X.make(ToyEnv, "discrete"), stale={"lag": 2, "p": 0.5}, mismatch={"noise_std": 1.0, "p": 0.2})
 
 
-def test_apply_frictions_with_nothing_returns_the_env():
-    env = ToyEnv("discrete")
-    assert apply_frictions(env) is env
+@executions()
+def test_apply_frictions_with_nothing_returns_the_env(X):
+    env = X.make(ToyEnv, "discrete")
+    assert X.w.apply_frictions(env) is env
 
 
 # ---------------------------------------------------------------- validation
 
 
+@executions()
 @pytest.mark.parametrize(
     "make, argument",
     [
-        (lambda e: BuggyActor(e, p=1.5), "p"),
-        (lambda e: BuggyActor(e, p=-0.1), "p"),
-        (lambda e: BuggyActor(e, p=float("nan")), "p"),
-        (lambda e: RewardCorruption(e, p="0.5"), "p"),
-        (lambda e: StaleActor(e, lag=-1), "lag"),
-        (lambda e: StaleActor(e, lag=1.5), "lag"),
-        (lambda e: StaleActor(e, lag=1, per="batch"), "per"),
-        (lambda e: MismatchedActor(e, noise_std=-1.0), "noise_std"),
-        (lambda e: RewardCorruption(e, p=0.1, mode="flip"), "mode"),
-        (lambda e: RewardCorruption(e, p=0.1, per="episodes"), "per"),
-        (lambda e: BuggyActor(e, p=0.1, bug="crash"), "bug"),
-        (lambda e: BuggyActor(e, p=0.1, landmine=7), "landmine"),
-        (lambda e: BuggyActor(e, p=0.1, bug=lambda o, a, r: a, reported_log_prob=None), "reported_log_prob"),
-        (lambda e: BuggyActor(e, p=0.1, reported_log_prob=0.5), "reported_log_prob"),
-        (lambda e: RareDiscovery(gym.make("CartPole-v1"), p=0.1), "oracle"),
-        (lambda e: RareDiscovery(e, p=0.1, oracle=3), "oracle"),
-        (lambda e: apply_frictions(e, bug="often"), "bug"),
+        (lambda W, e: W.BuggyActor(e, p=1.5), "p"),
+        (lambda W, e: W.BuggyActor(e, p=-0.1), "p"),
+        (lambda W, e: W.BuggyActor(e, p=float("nan")), "p"),
+        (lambda W, e: W.RewardCorruption(e, p="0.5"), "p"),
+        (lambda W, e: W.RandomAnswer(e, p=2), "p"),
+        (lambda W, e: W.RandomAnswer(e, p=0.1, reported_log_prob=0.5), "reported_log_prob"),
+        (lambda W, e: W.StaleActor(e, lag=-1), "lag"),
+        (lambda W, e: W.StaleActor(e, lag=1.5), "lag"),
+        (lambda W, e: W.StaleActor(e, lag=1, per="batch"), "per"),
+        (lambda W, e: W.MismatchedActor(e, noise_std=-1.0), "noise_std"),
+        (lambda W, e: W.RewardCorruption(e, p=0.1, mode="flip"), "mode"),
+        (lambda W, e: W.RewardCorruption(e, p=0.1, per="episodes"), "per"),
+        (lambda W, e: W.BuggyActor(e, p=0.1, bug="crash"), "bug"),
+        (lambda W, e: W.BuggyActor(e, p=0.1, landmine=7), "landmine"),
+        (lambda W, e: W.BuggyActor(e, p=0.1, bug=lambda o, a, r: a, reported_log_prob=None), "reported_log_prob"),
+        (lambda W, e: W.BuggyActor(e, p=0.1, reported_log_prob=0.5), "reported_log_prob"),
+        (lambda W, e: W.RareDiscovery(e, p=0.1, oracle=3), "oracle"),
+        (lambda W, e: W.apply_frictions(e, bug="often"), "bug"),
+        (lambda W, e: W.apply_frictions(e, random_answer="often"), "random_answer"),
         # every constructor argument goes through the shared checks (dg_envs.validation)
-        (lambda e: BuggyActor(e, p=True), "p"),
-        (lambda e: BuggyActor(e, p=0.1, per=None), "per"),
-        (lambda e: StaleActor(e, lag=True), "lag"),
-        (lambda e: StaleActor(e, lag=1, random_lag="yes"), "random_lag"),
-        (lambda e: StaleActor(e, lag=1, random_lag=1), "random_lag"),
-        (lambda e: StaleActor(e, lag=1, noise_std=float("inf")), "noise_std"),
-        (lambda e: MismatchedActor(e, noise_std=float("nan")), "noise_std"),
-        (lambda e: MismatchedActor(e, noise_std=0.1, random_lag=None), "random_lag"),
-        (lambda e: MismatchedActor(e, noise_std=0.1, lag=-2), "lag"),
-        (lambda e: RewardCorruption(e, p=0.1, spare_discoveries="no"), "spare_discoveries"),
-        (lambda e: RewardCorruption(e, p=0.1, spare_discoveries=0), "spare_discoveries"),
-        (lambda e: RewardCorruption(e, p=0.1, terminal_only=1), "terminal_only"),
-        (lambda e: RewardCorruption(e, p=0.1, mode=None), "mode"),
-        (lambda e: RewardCorruption(e, p=0.1, low=float("nan")), "low"),
-        (lambda e: RewardCorruption(e, p=0.1, high="1"), "high"),
-        (lambda e: RewardCorruption(e, p=0.1, low=2.0), "low must be <= high"),
-        (lambda e: RewardCorruption(e, p=0.1, mode="gaussian", noise_std=-0.5), "noise_std"),
-        (lambda e: BuggyActor(e, p=0.1, landmine="0"), "landmine"),
-        (lambda e: BuggyActor(e, p=0.1, landmine=1.5), "landmine"),
+        (lambda W, e: W.BuggyActor(e, p=True), "p"),
+        (lambda W, e: W.BuggyActor(e, p=0.1, per=None), "per"),
+        (lambda W, e: W.StaleActor(e, lag=True), "lag"),
+        (lambda W, e: W.StaleActor(e, lag=1, random_lag="yes"), "random_lag"),
+        (lambda W, e: W.StaleActor(e, lag=1, random_lag=1), "random_lag"),
+        (lambda W, e: W.StaleActor(e, lag=1, noise_std=float("inf")), "noise_std"),
+        (lambda W, e: W.MismatchedActor(e, noise_std=float("nan")), "noise_std"),
+        (lambda W, e: W.MismatchedActor(e, noise_std=0.1, random_lag=None), "random_lag"),
+        (lambda W, e: W.MismatchedActor(e, noise_std=0.1, lag=-2), "lag"),
+        (lambda W, e: W.RewardCorruption(e, p=0.1, spare_discoveries="no"), "spare_discoveries"),
+        (lambda W, e: W.RewardCorruption(e, p=0.1, spare_discoveries=0), "spare_discoveries"),
+        (lambda W, e: W.RewardCorruption(e, p=0.1, terminal_only=1), "terminal_only"),
+        (lambda W, e: W.RewardCorruption(e, p=0.1, mode=None), "mode"),
+        (lambda W, e: W.RewardCorruption(e, p=0.1, low=float("nan")), "low"),
+        (lambda W, e: W.RewardCorruption(e, p=0.1, high="1"), "high"),
+        (lambda W, e: W.RewardCorruption(e, p=0.1, low=2.0), "low must be <= high"),
+        (lambda W, e: W.RewardCorruption(e, p=0.1, mode="gaussian", noise_std=-0.5), "noise_std"),
+        (lambda W, e: W.BuggyActor(e, p=0.1, landmine="0"), "landmine"),
+        (lambda W, e: W.BuggyActor(e, p=0.1, landmine=1.5), "landmine"),
     ],
 )
-def test_bad_input_raises_value_error_naming_the_argument(make, argument):
+def test_bad_input_raises_value_error_naming_the_argument(X, make, argument):
     with pytest.raises(ValueError, match=argument) as error:
-        make(ToyEnv("discrete"))
+        make(X.w, X.make(ToyEnv, "discrete"))
     if argument in ("per", "mode", "bug"):
         assert "one of" in str(error.value) or "dict" in str(error.value)
 
 
-def test_numpy_scalar_arguments_are_not_rejected_as_invalid():
+@executions()
+def test_discovery_without_an_optimal_action_asks_for_an_oracle(X):
+    with pytest.raises(ValueError, match="^oracle: this env has no optimal_action"):
+        X.w.RareDiscovery(X.make(gym.make, "CartPole-v1"), p=0.1)
+
+
+@executions()
+def test_numpy_scalar_arguments_are_not_rejected_as_invalid(X):
     """NumPy scalars are numbers (and np.bool_ a bool) everywhere; the stored values are Python's."""
-    f32, i64, yes = np.float32(0.25), np.int64(2), np.bool_(True)
-    bug = BuggyActor(ToyEnv("discrete"), p=f32, reported_log_prob=np.float32(-0.5))
+    w, f32, i64, yes = X.w, np.float32(0.25), np.int64(2), np.bool_(True)
+    bug = w.BuggyActor(X.make(ToyEnv, "discrete"), p=f32, reported_log_prob=np.float32(-0.5))
     assert (bug.p, bug.reported_log_prob) == (0.25, -0.5) and type(bug.p) is float
-    discovery = RareDiscovery(ToyEnv("discrete"), p=f32, reported_log_prob=np.float64(-1.0))
+    discovery = w.RareDiscovery(X.make(ToyEnv, "discrete"), p=f32, reported_log_prob=np.float64(-1.0))
     assert discovery.reported_log_prob == -1.0
-    stale = StaleActor(ToyEnv("discrete"), lag=i64, random_lag=yes, p=f32, noise_std=f32)
+    stale = w.StaleActor(X.make(ToyEnv, "discrete"), lag=i64, random_lag=yes, p=f32, noise_std=f32)
     assert (stale.lag, stale.random_lag, stale.noise_std) == (2, True, 0.25) and type(stale.random_lag) is bool
-    mismatch = MismatchedActor(ToyEnv("discrete"), noise_std=np.float32(1.5), lag=np.int32(1))
+    mismatch = w.MismatchedActor(X.make(ToyEnv, "discrete"), noise_std=np.float32(1.5), lag=np.int32(1))
     assert (mismatch.noise_std, mismatch.lag) == (1.5, 1)
-    corruption = RewardCorruption(
-        ToyEnv("discrete"), p=f32, low=np.float32(-1.0), high=np.int64(2), noise_std=f32, spare_discoveries=np.bool_(False),
+    corruption = w.RewardCorruption(
+        X.make(ToyEnv, "discrete"), p=f32, low=np.float32(-1.0), high=np.int64(2), noise_std=f32, spare_discoveries=np.bool_(False),
         terminal_only=yes,
     )
     assert (corruption.low, corruption.high, corruption.noise_std) == (-1.0, 2.0, 0.25)
     assert corruption.spare_discoveries is False and corruption.terminal_only is True
-    assert int(BuggyActor(ToyEnv("discrete"), p=0.1, landmine=np.int32(3)).landmine) == 3
+    assert int(w.BuggyActor(X.make(ToyEnv, "discrete"), p=0.1, landmine=np.int32(3)).landmine) == 3
 
 
+@executions()
 @pytest.mark.parametrize("value", [0.7, float("nan"), float("inf"), -float("inf"), True, "-1"])
-@pytest.mark.parametrize("make", [BuggyActor, RareDiscovery], ids=["bug", "discovery"])
-def test_invalid_reported_log_prob_is_rejected_alike_by_bug_and_discovery(make, value):
-    """One check for both: finite, and <= 0 for discrete actions (a Box log-density may be positive)."""
+@pytest.mark.parametrize("make", ["BuggyActor", "RareDiscovery", "RandomAnswer"])
+def test_invalid_reported_log_prob_is_rejected_alike_by_bug_discovery_and_random_answer(X, make, value):
+    """One check for all: finite, and <= 0 for discrete actions (a Box log-density may be positive)."""
+    make = getattr(X.w, make)
     with pytest.raises(ValueError, match="reported_log_prob must be a finite real number <= 0.0"):
-        make(ToyEnv("discrete"), p=0.1, reported_log_prob=value)
+        make(X.make(ToyEnv, "discrete"), p=0.1, reported_log_prob=value)
     if value == 0.7:
-        assert make(ToyEnv("box"), p=0.1, reported_log_prob=value).reported_log_prob == 0.7
+        assert make(X.make(ToyEnv, "box"), p=0.1, reported_log_prob=value).reported_log_prob == 0.7
     else:
         with pytest.raises(ValueError, match="reported_log_prob must be a finite real number"):
-            make(ToyEnv("box"), p=0.1, reported_log_prob=value)
+            make(X.make(ToyEnv, "box"), p=0.1, reported_log_prob=value)
 
 
 def _bad_replacements():
@@ -373,19 +447,23 @@ def _bad_replacements():
     ]
 
 
+@executions()
 @pytest.mark.parametrize("space, action", _bad_replacements())
 @pytest.mark.parametrize("friction", ["oracle", "bug"])
-def test_invalid_replacement_action_raises_before_the_env_steps(friction, space, action):
-    """A user callable's action outside the action space fails at that step, naming the callable and the space."""
-    env = ToyEnv("discrete_start" if action == 1 else space)
+def test_invalid_replacement_action_raises_before_the_env_steps(X, friction, space, action):
+    """A user callable's action outside the action space fails at that step, naming the callable and the space.
+
+    The vector wrapper calls it on a batch: here it answers the bad action for every row."""
+    env = X.make(ToyEnv, "discrete_start" if action == 1 else space)
+    single_space = getattr(env, "single_action_space", env.action_space)
     if friction == "oracle":
-        wrapped = RareDiscovery(env, p=1.0, oracle=lambda obs: action)
+        wrapped = X.w.RareDiscovery(env, p=1.0, oracle=X.batch(lambda obs: action))
     else:
-        wrapped = BuggyActor(env, p=1.0, bug=lambda obs, a, rng: action)
+        wrapped = X.w.BuggyActor(env, p=1.0, bug=X.batch(lambda obs, a, rng: action))
     wrapped.reset(seed=0)
-    with pytest.raises(ValueError, match=f"^{friction} returned .*{re.escape(str(env.action_space))}"):
-        wrapped.step(env.action_space.sample())
-    assert env.last_action is None  # the inner env never saw it
+    with pytest.raises(ValueError, match=f"^{friction} returned .*{re.escape(str(single_space))}"):
+        X.step(wrapped, single_space.sample())
+    assert all(sub.last_action is None for sub in X.sub_envs(env))  # the inner env never saw it
 
 
 def test_rare_discovery_rejects_bad_oracle_action_on_mnist():
@@ -396,41 +474,66 @@ def test_rare_discovery_rejects_bad_oracle_action_on_mnist():
         env.step(0)
 
 
-def test_box_replacement_may_leave_the_bounds_and_batches_of_one_are_accepted():
+@executions()
+def test_box_replacement_may_leave_the_bounds(X):
     """A Box oracle / bug action is reported as returned and executed clipped; the check is not a bounds check."""
+    env = X.make(ToyEnv, "box")
+    wrapped = X.w.RareDiscovery(env, p=1.0, oracle=X.batch(lambda obs: np.array([5.0, -0.5])))
+    wrapped.reset(seed=0)
+    for info, sub in zip(X.step(wrapped, np.zeros(2, dtype=np.float32)), X.sub_envs(env), strict=True):
+        np.testing.assert_array_equal(info[EXECUTED_ACTION], [5.0, -0.5])
+        np.testing.assert_array_equal(sub.last_action, [1.0, -0.5])
+
+
+def test_per_env_replacement_may_be_a_batch_of_one():
     env = ToyEnv("box")
     wrapped = RareDiscovery(env, p=1.0, oracle=lambda obs: np.array([[5.0, -0.5]]))
     wrapped.reset(seed=0)
-    info = wrapped.step(np.zeros(2, dtype=np.float32))[4]
-    np.testing.assert_array_equal(info[EXECUTED_ACTION], [5.0, -0.5])
-    np.testing.assert_array_equal(env.last_action, [1.0, -0.5])
+    np.testing.assert_array_equal(wrapped.step(np.zeros(2, dtype=np.float32))[4][EXECUTED_ACTION], [5.0, -0.5])
     env = ToyEnv("multidiscrete")
     wrapped = BuggyActor(env, p=1.0, bug=lambda obs, a, rng: [[2, 3]])
     wrapped.reset(seed=0)
     assert wrapped.step(np.zeros(2, dtype=np.int64))[4][EXECUTED_ACTION].tolist() == [2, 3]
 
 
-def test_per_error_lists_accepted_values():
+@executions()
+def test_per_error_lists_accepted_values(X):
     with pytest.raises(ValueError, match="'step', 'episode'"):
-        BuggyActor(ToyEnv("discrete"), p=0.1, per="batch")
+        X.w.BuggyActor(X.make(ToyEnv, "discrete"), p=0.1, per="batch")
 
 
-def test_landmine_outside_a_box_is_rejected():
+@executions()
+def test_landmine_outside_a_box_is_rejected(X):
     with pytest.raises(ValueError, match="landmine"):
-        BuggyActor(ToyEnv("box"), p=0.1, landmine=[2.0, 0.0])
+        X.w.BuggyActor(X.make(ToyEnv, "box"), p=0.1, landmine=[2.0, 0.0])
     with pytest.raises(ValueError, match="landmine"):
-        BuggyActor(ToyEnv("multidiscrete"), p=0.1, landmine=[0, 9])
+        X.w.BuggyActor(X.make(ToyEnv, "multidiscrete"), p=0.1, landmine=[0, 9])
 
 
-def test_unsupported_action_space_is_rejected():
-    env = ToyEnv(spaces.MultiBinary(3))
+@executions()
+def test_unsupported_action_space_is_rejected(X):
     with pytest.raises(ValueError, match="action_space"):
-        BuggyActor(env, p=0.1)
+        X.w.BuggyActor(X.make(ToyEnv, spaces.MultiBinary(3)), p=0.1)
 
 
-def test_constructor_args_are_recorded():
-    env = BuggyActor(ToyEnv("discrete"), p=0.25, bug="random", per="episode")
+@executions()
+def test_constructor_args_are_recorded(X):
+    env = X.w.BuggyActor(X.make(ToyEnv, "discrete"), p=0.25, bug="random", per="episode")
     assert env._saved_kwargs == {"p": 0.25, "bug": "random", "landmine": None, "reported_log_prob": 0.0, "per": "episode"}
+    assert X.w.RandomAnswer(X.make(ToyEnv, "discrete"), p=0.5)._saved_kwargs == {"p": 0.5, "per": "step", "reported_log_prob": 0.0}
+
+
+def test_one_signature_from_the_spec():
+    import inspect
+
+    from dg_envs.wrappers import vector
+
+    for name in ("StaleActor", "MismatchedActor", "BuggyActor", "RandomAnswer", "RewardCorruption", "RareDiscovery"):
+        per_env, batched = getattr(__import__("dg_envs.wrappers", fromlist=[name]), name), getattr(vector, name)
+        assert inspect.signature(per_env) == inspect.signature(batched)
+        assert list(inspect.signature(per_env).parameters)[0] == "env"
+    assert str(inspect.signature(StaleActor)).startswith("(env, lag: 'int', random_lag: 'bool' = False")
+    assert inspect.signature(MismatchedActor).parameters["noise_std"].default is inspect.Parameter.empty
 
 
 # ---------------------------------------------------------------- check_env and pickling on real envs
@@ -444,11 +547,13 @@ ENV_IDS = [
     "dg_envs/MNISTBandit-v0",
     "dg_envs/TokenReversal-v0",
 ]
-WRAPPER_NAMES = ["stale", "mismatch", "bug_landmine", "bug_random", "reward_coin", "reward_gaussian", "discovery", "all"]
+WRAPPER_NAMES = ["stale", "mismatch", "bug_landmine", "bug_random", "random_answer", "reward_coin", "reward_gaussian", "discovery", "all"]
 
 
 def wrap(name: str, env: gym.Env, p: float = 0.5, per: str = "step") -> gym.Env:
     """Wrap ``env``; discovery uses the env's optimal_action when it has one, else a policy oracle."""
+    import dg_envs.wrappers as W
+
     try:
         env.get_wrapper_attr("optimal_action")
         oracle = None
@@ -460,6 +565,7 @@ def wrap(name: str, env: gym.Env, p: float = 0.5, per: str = "step") -> gym.Env:
             stale={"lag": 2, "random_lag": True, "p": p, "per": per},
             mismatch={"noise_std": 0.5},
             bug={"p": p, "per": per},
+            random_answer={"p": p / 5, "per": per},
             reward_corruption={"p": p, "per": per},
             discovery={"p": p / 5, "oracle": oracle, "per": per},
         )
@@ -467,7 +573,7 @@ def wrap(name: str, env: gym.Env, p: float = 0.5, per: str = "step") -> gym.Env:
         return wrapped
     if name == "discovery":
         return RareDiscovery(env, p, oracle=oracle, per=per)
-    return WRAPPERS[name][0](env, p, per)
+    return WRAPPERS[name][0](W, env, p, per)
 
 
 def _checker_warnings(env: gym.Env) -> set[str]:
@@ -514,35 +620,46 @@ def test_sb3_check_env_every_wrapper_on_mujoco(env_id):
     np.testing.assert_array_equal(env.step(env.action_space.low)[4]["executed_action"], env.action_space.high)
 
 
-def test_two_wrappers_of_the_same_class_draw_different_streams():
-    env = BuggyActor(BuggyActor(ToyEnv("discrete"), p=0.5), p=0.5)
+@executions()
+def test_two_wrappers_of_the_same_class_draw_different_streams(X):
+    env = X.w.BuggyActor(X.w.BuggyActor(X.make(ToyEnv, "discrete"), p=0.5), p=0.5)
     env.reset(seed=0)
     assert env.rng.random(4).tolist() != env.env.rng.random(4).tolist()
 
 
-def test_coin_bounds_default_to_a_finite_reward_range_else_0_1():
-    class Ranged(ToyEnv):
-        reward_range = (-2.0, 3.0)
+class _Ranged(ToyEnv):
+    reward_range = (-2.0, 3.0)
 
-    assert (RewardCorruption(Ranged(), p=0.1).low, RewardCorruption(Ranged(), p=0.1).high) == (-2.0, 3.0)
-    assert (RewardCorruption(ToyEnv(), p=0.1).low, RewardCorruption(ToyEnv(), p=0.1).high) == (0.0, 1.0)
-    unbounded = Ranged()
-    unbounded.reward_range = (-float("inf"), float("inf"))
-    assert RewardCorruption(unbounded, p=0.1).high == 1.0
-    assert RewardCorruption(Ranged(), p=0.1, low=5.0, high=6.0).low == 5.0
-    rewards = {s["reward"] for s in rollout(RewardCorruption(Ranged(), p=1.0), 0, 200)}
+
+@executions()
+def test_coin_bounds_default_to_a_finite_reward_range_else_0_1(X):
+    corruption = X.w.RewardCorruption(X.make(_Ranged), p=0.1)
+    assert (corruption.low, corruption.high) == (-2.0, 3.0)
+    corruption = X.w.RewardCorruption(X.make(ToyEnv), p=0.1)
+    assert (corruption.low, corruption.high) == (0.0, 1.0)
+
+    def unbounded():
+        env = _Ranged()
+        env.reward_range = (-float("inf"), float("inf"))
+        return env
+
+    assert X.w.RewardCorruption(X.make(unbounded), p=0.1).high == 1.0
+    assert X.w.RewardCorruption(X.make(_Ranged), p=0.1, low=5.0, high=6.0).low == 5.0
+    rewards = {s["reward"] for s in X.steps(X.w.RewardCorruption(X.make(_Ranged), p=1.0), 0, 200)}
     assert rewards == {-2.0, 3.0}
 
 
+@executions()
 @pytest.mark.parametrize("space", ["discrete", "discrete_start"])
-def test_buggy_random_discrete_is_uniform(space):
-    env = BuggyActor(ToyEnv(space), p=1.0, bug="random")
+def test_buggy_random_discrete_is_uniform(X, space):
+    env = X.w.BuggyActor(X.make(ToyEnv, space), p=1.0, bug="random")
     # 30000 draws: with seed 0 the generator's own first 6000 uniforms put 1618 below 0.25
     # (3.4 sd above 1500), so a smaller sample tests that seed's luck, not the mapping.
-    executed = [int(s["info"][EXECUTED_ACTION]) for s in rollout(env, 0, 30000)]
-    n = env.action_space.n
-    lo, hi = binomial_interval(30000, 1 / n, level=1 - 0.01 / n)  # Bonferroni over the n counts
-    for k in range(env.action_space.start, env.action_space.start + n):
+    executed = [int(s["info"][EXECUTED_ACTION]) for s in X.steps(env, 0, 30000)]
+    single = SPACES[space]
+    n = single.n
+    lo, hi = binomial_interval(len(executed), 1 / n, level=1 - 0.01 / n)  # Bonferroni over the n counts
+    for k in range(single.start, single.start + n):
         assert lo <= executed.count(k) <= hi, (k, executed.count(k), lo, hi)
 
 
@@ -555,21 +672,28 @@ def test_buggy_random_discrete_maps_uniforms_to_every_action():
     assert executed == [2, 2, 3, 4, 5, 5]
 
 
-def test_reward_corruption_terminal_only_touches_only_the_last_reward():
+@executions()
+def test_reward_corruption_terminal_only_touches_only_the_last_reward(X):
     """Token reversal pays at the end: per-episode corruption with terminal_only leaves the zero
     intermediate rewards alone and corrupts exactly the final one (Gaussian noise: changes it a.s.)."""
-    env = RewardCorruption(
-        gym.make("dg_envs/TokenReversal-v0", length=4), p=1.0, mode="gaussian", noise_std=1.0, per="episode",
+    env = X.w.RewardCorruption(
+        X.make(gym.make, "dg_envs/TokenReversal-v0", length=4), p=1.0, mode="gaussian", noise_std=1.0, per="episode",
         terminal_only=True,
     )
     env.reset(seed=0)
+    correct = (lambda: env.get_wrapper_attr("optimal_action")()) if not X.vector else (
+        lambda: [sub.get_wrapper_attr("optimal_action")() for sub in env.unwrapped.envs])
     for step in range(4):
-        _, reward, terminated, _, info = env.step(env.get_wrapper_attr("optimal_action")())
+        obs, reward, terminated, truncated, info = env.step(correct())
         if step < 3:
-            assert reward == 0.0 and "true_reward" not in info and "frictions" not in info
-    assert terminated and info["true_reward"] == 1.0 and reward != 1.0 and info["frictions"] == ["reward_corruption"]
+            assert np.all(reward == 0.0) and "true_reward" not in info and "frictions" not in info
+    assert np.all(terminated) and np.all(info["true_reward"] == 1.0) and np.all(reward != 1.0)
+    frictions = list(info["frictions"]) if X.vector else [info["frictions"]]
+    assert [list(names) for names in frictions] == [["reward_corruption"]] * X.num_envs
 
 
-def test_reward_corruption_terminal_only_must_be_bool():
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_reward_corruption_terminal_only_must_be_bool(execution):
+    X = Execution(execution)
     with pytest.raises(ValueError, match="terminal_only"):
-        RewardCorruption(gym.make("CartPole-v1"), p=0.5, terminal_only="yes")
+        X.w.RewardCorruption(X.make(gym.make, "CartPole-v1"), p=0.5, terminal_only="yes")
