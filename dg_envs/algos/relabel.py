@@ -186,14 +186,16 @@ def relabel_rollout_buffer(policy, rollout_buffer: RolloutBuffer, step_infos: li
     ``step_infos[t][i]`` is env ``i``'s info at buffer row ``t``. Returns the number of
     relabelled entries. Also fills ``behavior_log_probs`` when the buffer has them.
     """
+    # One pass per rollout step, not per entry: this runs on every entry a friction touched
+    # (all of them, under a stale actor), so per-entry NumPy calls would cost ~5 us each.
     rows, cols, executed, behaviour = [], [], [], []
     for t, infos in enumerate(step_infos):
-        for i, info in enumerate(infos):
-            if EXECUTED_ACTION in info:
-                rows.append(t)
-                cols.append(i)
-                executed.append(np.asarray(info[EXECUTED_ACTION]).reshape(rollout_buffer.action_dim))
-                behaviour.append(float(info.get(BEHAVIOR_LOG_PROB, np.nan)))
+        hit = [i for i, info in enumerate(infos) if EXECUTED_ACTION in info]
+        if hit:
+            rows += [t] * len(hit)
+            cols += hit
+            executed += [infos[i][EXECUTED_ACTION] for i in hit]
+            behaviour += [infos[i].get(BEHAVIOR_LOG_PROB, np.nan) for i in hit]
     has_behaviour = isinstance(rollout_buffer, BehaviorRolloutBuffer)
     if has_behaviour:
         rollout_buffer.behavior_filled = False  # get() copies log_probs unless filled below
@@ -202,18 +204,19 @@ def relabel_rollout_buffer(policy, rollout_buffer: RolloutBuffer, step_infos: li
     if not rows:
         return 0
     r, c = np.asarray(rows), np.asarray(cols)
-    rollout_buffer.actions[r, c] = np.stack(executed).astype(rollout_buffer.actions.dtype)
+    executed_actions = np.asarray(executed).reshape(len(rows), rollout_buffer.action_dim)
+    rollout_buffer.actions[r, c] = executed_actions.astype(rollout_buffer.actions.dtype)
     obs = rollout_buffer.observations
     obs_batch = {k: v[r, c] for k, v in obs.items()} if isinstance(obs, dict) else obs[r, c]
     actions = th.as_tensor(rollout_buffer.actions[r, c], device=policy.device)
     if isinstance(action_space, spaces.Discrete):
         actions = actions.long().flatten()
-    with th.no_grad():
-        _, log_prob, _ = policy.evaluate_actions(obs_as_tensor(obs_batch, policy.device), actions)
+    with th.no_grad():  # the actor alone (evaluate_actions would also run the critic)
+        log_prob = policy.get_distribution(obs_as_tensor(obs_batch, policy.device)).log_prob(actions)
     new_log_probs = log_prob.flatten().cpu().numpy()
     if has_behaviour:
         behaviour_lp = rollout_buffer.log_probs.copy()
-        reported = np.asarray(behaviour)
+        reported = np.asarray(behaviour, dtype=np.float64)
         # An actor that reported nothing: fall back to the rollout policy's log-prob.
         behaviour_lp[r, c] = np.where(np.isnan(reported), new_log_probs, reported)
         rollout_buffer.behavior_log_probs = behaviour_lp.astype(np.float32)

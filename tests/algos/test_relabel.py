@@ -17,6 +17,8 @@ from _algos_test_utils import SMALL, AlwaysReplace  # noqa: E402
 
 from dg_envs.algos import DGA2C, DGPPO, IWPG, PG, KondoA2C, KondoPPO, RelabelledA2C, RelabelledPPO  # noqa: E402
 from dg_envs.algos.relabel import NonFiniteError  # noqa: E402
+from dg_envs.vec_env import make_vec_env  # noqa: E402
+from dg_envs.wrappers import apply_frictions  # noqa: E402
 
 ALGOS = [DGA2C, DGPPO, KondoA2C, KondoPPO, PG, IWPG]
 
@@ -102,38 +104,42 @@ def test_subproc_vec_env():
         venv.close()
 
 
-wrappers = pytest.importorskip("dg_envs.wrappers")
+EXECUTIONS = ["env", "vector"]
 
 
-@pytest.mark.skipif(not hasattr(wrappers, "BuggyActor"), reason="BuggyActor not available yet")
+def friction_venv(execution, frictions, n_envs=4, env_id="CartPole-v1"):
+    """An SB3 VecEnv of ``env_id`` with ``frictions``: per-env wrappers in a DummyVecEnv, or the
+    batched frictions around a Gymnasium vector env under the adapter (``dg_envs.vec_env``)."""
+    if execution == "vector":
+        return make_vec_env(env_id, n_envs=n_envs, seed=0, frictions=frictions)
+    return make_venv(lambda e: apply_frictions(e, **frictions), n_envs=n_envs)
+
+
+@pytest.mark.parametrize("execution", EXECUTIONS)
 @pytest.mark.parametrize("algo", [DGPPO, KondoA2C, IWPG])
-def test_buggy_actor_landmine_in_buffer(algo):
-    venv = make_venv(lambda e: wrappers.BuggyActor(e, p=1.0))
-    model = algo("MlpPolicy", venv, n_steps=16, **SMALL)
+def test_buggy_actor_landmine_in_buffer(algo, execution):
+    model = algo("MlpPolicy", friction_venv(execution, {"bug": 1.0}), n_steps=16, **SMALL)
     buffer = collect(model, 16)
     assert (buffer.actions == 0).all()  # CartPole's landmine: action 0
     np.testing.assert_allclose(buffer.log_probs, rollout_policy_log_probs(model, buffer), atol=1e-6)
-    assert (buffer.log_probs < 0).all() and (buffer.behavior_log_probs == 0.0).all()
+    assert (buffer.log_probs < 0).all() and (buffer.behavior_log_probs == 0.0).all()  # the lie: certainty
 
 
-@pytest.mark.skipif(not hasattr(wrappers, "StaleActor"), reason="StaleActor not available yet")
+@pytest.mark.parametrize("execution", EXECUTIONS)
 @pytest.mark.parametrize("algo", ALGOS)
-def test_stale_actor_gets_snapshots_without_a_callback(algo):
-    venv = make_venv(lambda e: wrappers.StaleActor(e, lag=1), n_envs=2)
+def test_stale_actor_gets_snapshots_without_a_callback(algo, execution):
+    venv = friction_venv(execution, {"stale": 1}, n_envs=2)
     model = algo("MlpPolicy", venv, n_steps=16, **SMALL)
     model.learn(64)
+    # one push reaches both per-env actors; the batched actor serves both sub-envs from one store
     assert model.snapshot_envs == 2
-    stores = venv.get_attr("snapshots")
-    assert all(len(s) >= 1 for s in stores)
     assert model.relabelled_fraction == 1.0  # the stale actor acted on every step
 
 
-@pytest.mark.skipif(not hasattr(wrappers, "VecStaleActor"), reason="VecStaleActor not available yet")
-def test_vec_stale_actor_gets_snapshots_and_is_relabelled():
-    venv = wrappers.VecStaleActor(make_venv(lambda e: e, n_envs=2), lag=1)
-    model = KondoA2C("MlpPolicy", venv, keep_fraction=0.5, n_steps=16, **SMALL)
+@pytest.mark.parametrize("execution", EXECUTIONS)
+def test_stale_actor_is_relabelled_with_its_own_behaviour_log_probs(execution):
+    model = KondoA2C("MlpPolicy", friction_venv(execution, {"stale": 1}, n_envs=2), keep_fraction=0.5, n_steps=16, **SMALL)
     model.learn(64)
-    assert model.snapshot_envs >= 1
     assert model.relabelled_fraction == 1.0
     buffer = model.rollout_buffer
     # Relabelled log-probs are the rollout policy's, behaviour log-probs the stale actor's own.

@@ -296,6 +296,29 @@ def test_fast_path_equals_get_distribution(space):
         np.testing.assert_allclose(log_probs, results[2][1], atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "obs_space",
+    [spaces.Discrete(5), spaces.MultiDiscrete([2, 3, 4]), spaces.MultiDiscrete([2] * 10 + [3] * 10 + [11])],
+    ids=["discrete", "multidiscrete", "token_reversal"],
+)
+def test_fast_path_one_hot_encodes_discrete_observations_as_sb3(obs_space):
+    """Discrete observations take the numpy path too, one-hot encoded exactly as SB3's preprocess_obs."""
+    actor = SB3PolicyActor(sb3_policy(obs_space, spaces.Discrete(3)))
+    assert actor._layers is not None
+    obs_space.seed(0)
+    obs = np.stack([obs_space.sample() for _ in range(40)])
+    numpy_path = actor(obs, np.random.default_rng(0), noise_std=0.3)
+    actor._layers = None  # the torch modules, through SB3's own preprocessing
+    torch_path = actor(obs, np.random.default_rng(0), noise_std=0.3)
+    np.testing.assert_array_equal(numpy_path[0], torch_path[0])
+    np.testing.assert_allclose(numpy_path[1], torch_path[1], atol=1e-5)
+
+
+def test_numpy_path_is_not_taken_for_a_shifted_discrete_observation():
+    actor = SB3PolicyActor(sb3_policy(spaces.Discrete(5, start=1), spaces.Discrete(3)))
+    assert actor._layers is None  # SB3 one-hot encodes the raw value; only start 0 is mirrored
+
+
 def test_numpy_path_shares_the_snapshot_weights_and_survives_pickling():
     from stable_baselines3.common.policies import ActorCriticCnnPolicy
 
