@@ -34,3 +34,22 @@ def test_bench_scripts_reject_invalid_counts(script, option):
     result = subprocess.run([sys.executable, str(path), option, "0"], capture_output=True, text=True, timeout=60,
                             check=False)
     assert result.returncode == 2 and f"argument {option}: must be an integer >= 1" in result.stderr
+
+
+def test_friction_tax_measures_both_executions():
+    from dg_envs.bench.friction_tax import bench_friction_tax, format_table
+
+    results = bench_friction_tax(n_envs=8, quick=True)
+    assert sorted(results) == ["per-env", "vector"]
+    for r in results.values():
+        assert r["clean_steps_per_s"] > 0 and r["ratio"] == r["frictions_steps_per_s"] / r["clean_steps_per_s"]
+    assert "vector" in format_table(results, n_envs=8)
+
+
+@pytest.mark.parametrize("kwargs, name", [({"n_envs": 0}, "n_envs"), ({"executions": ("gpu",)}, "executions"),
+                                          ({"quick": "yes"}, "quick")])
+def test_friction_tax_rejects_bad_arguments(kwargs, name):
+    from dg_envs.bench.friction_tax import bench_friction_tax
+
+    with pytest.raises(ValueError, match=name):
+        bench_friction_tax(**kwargs)
