@@ -22,15 +22,6 @@ from dg_envs.wrappers import push_policy_snapshot
 MODES = (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny nets on a shared 2-core machine: one torch thread is many times faster than two."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
-
-
 # -- small envs ----------------------------------------------------------------------------
 class _DictObservation(gym.ObservationWrapper):
     """CartPole with a Dict observation (position / velocity)."""

@@ -10,12 +10,3 @@ def force_unit_gate(monkeypatch):
     from dg_envs.algos import weighting
 
     monkeypatch.setattr(weighting, "dg_gate", lambda adv, lp, eta=1.0: th.ones_like(adv))
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny nets on a shared 2-core machine: one torch thread is many times faster than two."""
-    threads = th.get_num_threads()
-    th.set_num_threads(1)
-    yield
-    th.set_num_threads(threads)
