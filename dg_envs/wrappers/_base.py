@@ -134,6 +134,9 @@ class _Execution(RecordConstructorArgs):
     def _bind(self) -> None:
         """Hook: the checks and precomputations that need the env's spaces (once, at construction)."""
 
+    def _on_seed(self) -> None:
+        """Hook: draws made when ``reset(seed=...)`` has just seeded :attr:`rng` (a fixed logit bias)."""
+
     @property
     def rng(self) -> np.random.Generator:
         """This wrapper's own generator (seeded in ``reset(seed=...)``)."""
@@ -164,6 +167,7 @@ class EnvFriction(_Execution, gym.Wrapper):
         if seed is not None:
             self._rng = np.random.default_rng([int(seed), self.friction_spec.stream, self._depth])
             self._uniforms = []
+            self._on_seed()
         obs, info = self.env.reset(seed=seed, options=options)
         self._obs = obs
         if self.per == "episode":
@@ -259,6 +263,7 @@ class VectorFriction(_Execution, VectorWrapper):
         entropy = _vector_seed(seed, self.friction_spec.stream, self._depth)
         if entropy is not None:
             self._rng = np.random.default_rng(entropy)
+            self._on_seed()
         obs, info = self.env.reset(seed=seed, options=options)
         self._obs = obs
         self._resetting = self._resetting & ~starts

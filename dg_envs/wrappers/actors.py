@@ -74,6 +74,12 @@ class Actor(Protocol):
     ``noise_std > 0`` perturbs the distribution before sampling (the mismatched actor):
     i.i.d. Gaussian noise of that std on the logits (Discrete / MultiDiscrete / MultiBinary)
     or on the mean (Box); the returned log-probs are under the perturbed distribution.
+
+    Optionally, an actor also takes ``logit_bias=`` (a float array of shape ``(width,)``: the
+    logits of one observation, MultiDiscrete components concatenated, or the flattened Box
+    mean), added to every row's logits / mean before sampling, the log-probs again under the
+    biased distribution. Only a mismatched actor with ``noise="fixed_bias"`` passes it, and it
+    rejects, at the push, an actor whose ``__call__`` does not accept it.
     """
 
     def __call__(
@@ -287,9 +293,11 @@ class SB3PolicyActor:
         self._start = np.asarray(getattr(self.action_space, "start", 0), dtype=np.int64)
 
     def __call__(
-        self, obs: np.ndarray, rng: np.random.Generator, noise_std: float = 0.0
+        self, obs: np.ndarray, rng: np.random.Generator, noise_std: float = 0.0, logit_bias: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         params = self._distribution_params(obs)
+        if logit_bias is not None:  # a fixed bias (the reference's logit_noise.py), the same for every row
+            params = self._add_bias(params, logit_bias)
         if self._kind == "DiagGaussianDistribution":
             mean, std = params
         elif self._kind == "MultiCategoricalDistribution":
@@ -327,6 +335,24 @@ class SB3PolicyActor:
         actions = mean + std * eps
         log_probs = (-0.5 * eps**2 - np.log(std) - 0.5 * np.log(2 * np.pi)).reshape(len(mean), -1).sum(axis=1)
         return actions.astype(self.action_space.dtype), log_probs
+
+    def _add_bias(self, params: Any, logit_bias: Any) -> Any:
+        """``params`` (as :meth:`_distribution_params` gives them) with ``logit_bias`` added to the logits / mean."""
+        bias = np.asarray(logit_bias, dtype=np.float64)
+        if self._kind == "DiagGaussianDistribution":
+            mean, std = params
+            width = mean.shape[-1]
+        elif isinstance(params, list):  # MultiDiscrete through get_distribution: one array per component
+            width = sum(self._nvec)
+        else:
+            width = params.shape[-1]
+        if bias.shape != (width,):
+            raise ValueError(f"logit_bias must have shape ({width},) for {self!r}, got {bias.shape}")
+        if self._kind == "DiagGaussianDistribution":
+            return mean + bias, std
+        if isinstance(params, list):
+            return [component + part for component, part in zip(params, np.split(bias, np.cumsum(self._nvec)[:-1]), strict=True)]
+        return params + bias
 
     def _distribution_params(self, obs: Any) -> Any:
         """Logits (float64, MultiDiscrete: concatenated or a list) or ``(mean, std)`` for a batch."""
@@ -433,6 +459,21 @@ def _quantize_(module: Any, bits: int) -> None:
             scale = (high - low) / levels
             if scale > 0:
                 param.copy_(th.round((param - low) / scale) * scale + low)
+
+
+def _check_takes_logit_bias(actor: Any, where: str) -> None:
+    """Raise a ``TypeError`` unless ``actor`` can be called with ``logit_bias=`` (a ``noise="fixed_bias"`` actor needs it)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(actor).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: the call will tell
+        return
+    if not any(p.name == "logit_bias" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        raise TypeError(
+            f"{where} with noise='fixed_bias' calls its actor with logit_bias=, which {actor!r} does not accept: "
+            f"push an SB3 policy (or SB3PolicyActor), or an Actor taking logit_bias"
+        )
 
 
 def _check_policy(policy: Any, name: str = "policy") -> None:

@@ -75,8 +75,9 @@ class RareDiscovery(EnvFriction):
 
     Put it innermost of the action frictions (:data:`~dg_envs.wrappers.CANONICAL_ORDER`): the
     innermost replacement wins, which gives the paper's precedence correct > random > bug >
-    sample. An outer :class:`~dg_envs.wrappers.RewardCorruption` leaves the reward of a discovery
-    step clean. Arguments: :class:`DiscoverySpec`. A vector version exists:
+    sample. An outer :class:`~dg_envs.wrappers.RewardCorruption` corrupts a discovery step's
+    reward like any other (the reference's coin is independent of the injections), unless
+    given ``spare_discoveries=True``. Arguments: :class:`DiscoverySpec`. A vector version exists:
     :class:`dg_envs.wrappers.vector.RareDiscovery`.
 
     Example:

@@ -21,15 +21,24 @@ class MismatchSpec(PolicyActorSpec):
     """A mismatched actor: the learner's policy with ``N(0, noise_std**2)`` noise on its logits / mean.
 
     Args:
-        noise_std: standard deviation of the noise (>= 0).
+        noise_std: standard deviation of the noise (>= 0): ``sigma``.
         p: probability that the mismatched actor acts (default 1: always).
         per: ``"step"`` or ``"episode"``.
         lag: act with the snapshot ``lag`` updates old (default 0: the newest; ``"stale"`` is
             then recorded too).
-        random_lag: draw the lag uniformly from ``0..lag``.
+        random_lag: ``False``, ``True`` (a lag drawn from ``0..lag`` per step / episode) or
+            ``"update"`` (one drawn per push): see :class:`~dg_envs.wrappers.StaleActor`.
+        noise: ``"per_step"`` (default): fresh noise for every logit of every action.
+            ``"fixed_bias"``: one bias vector ``noise_std * z``, ``z ~ N(0, I)``, over the logits
+            (Box: over the mean's dimensions), drawn once and held: the reference's
+            ``egg/networks/logit_noise.py`` (``fixed=True``, its launcher's default).
 
     >>> MismatchSpec(noise_std=1.0).names, MismatchSpec(noise_std=1.0, lag=2).names
     (('mismatch',), ('mismatch', 'stale'))
+    >>> MismatchSpec(noise_std=1.0, noise="fixed").noise
+    Traceback (most recent call last):
+    ...
+    ValueError: noise must be one of 'per_step', 'fixed_bias'; got 'fixed'
     """
 
     name = MISMATCH
@@ -39,7 +48,8 @@ class MismatchSpec(PolicyActorSpec):
     p: float = 1.0
     per: str = "step"
     lag: int = 0
-    random_lag: bool = False
+    random_lag: bool | str = False
+    noise: str = "per_step"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -50,10 +60,23 @@ class MismatchedActor(EnvPolicyActor):
     """Act with the learner's current policy perturbed: Gaussian noise on its logits or mean.
 
     The executed action is sampled from the newest pushed snapshot of the learner's policy with
-    i.i.d. ``N(0, noise_std**2)`` noise added to its logits (Discrete, MultiDiscrete) or to the
-    mean (Box), fresh noise for every action. ``info["behavior_log_prob"]`` is the log-probability
-    under the *perturbed* distribution the action was drawn from. Before any snapshot was pushed
-    the learner's action passes through unchanged and nothing is recorded.
+    ``N(0, noise_std**2)`` noise added to its logits (Discrete, MultiDiscrete) or to the mean
+    (Box). ``info["behavior_log_prob"]`` is the log-probability under the *perturbed*
+    distribution the action was drawn from. Before any snapshot was pushed the learner's action
+    passes through unchanged and nothing is recorded.
+
+    Two kinds of noise (``noise``):
+
+    * ``"per_step"`` (default): fresh i.i.d. noise for every logit of every action: a policy
+      that jitters around the learner's, unbiased on average.
+    * ``"fixed_bias"``: the reference's mismatch (``egg/networks/logit_noise.py``): one vector
+      ``noise_std * z``, ``z ~ N(0, I)`` of the logits' width (MultiDiscrete: every component's
+      logits; Box: one entry per action dimension, on the mean), added to the logits of every
+      action: a *systematically* different policy. It is drawn from the wrapper's own
+      generator at the first seeded reset and held for the wrapper's life (``logit_bias``);
+      the vector execution holds one for all its sub-envs (as the reference's one actor
+      network), while per-env wrappers in an SB3 ``VecEnv`` each draw their own. The actor is
+      called with ``logit_bias=`` (:class:`~dg_envs.wrappers.Actor`).
 
     With ``lag > 0`` it perturbs the policy ``lag`` updates old instead (as the reference code's
     stale, noisy actors do; ``"stale"`` is then recorded too).
@@ -73,6 +96,10 @@ class MismatchedActor(EnvPolicyActor):
         >>> info = env.step(env.action_space.sample())[4]
         >>> info["frictions"], info["executed_action"].shape
         (['mismatch'], (1,))
+        >>> biased = MismatchedActor(gym.make("CartPole-v1"), noise_std=1.0, noise="fixed_bias")
+        >>> _ = biased.reset(seed=0)
+        >>> biased.logit_bias.shape  # one bias per action, held for the wrapper's life
+        (2,)
     """
 
     spec_class = MismatchSpec

@@ -35,7 +35,8 @@ class RewardCorruptionSpec(FrictionSpec):
             else 0 and 1).
         noise_std: standard deviation of ``"gaussian"`` noise (default 1).
         per: ``"step"`` or ``"episode"``.
-        spare_discoveries: leave the reward of a discovery step clean (default True).
+        spare_discoveries: leave the reward of a discovery step clean (default False: the
+            reference's coin hits every answer, injected correct ones included).
         terminal_only: corrupt only the reward of an episode's last step (default False).
 
     >>> RewardCorruptionSpec(p=0.1, low=2.0, high=1.0)
@@ -53,7 +54,7 @@ class RewardCorruptionSpec(FrictionSpec):
     high: float | None = None
     noise_std: float = 1.0
     per: str = "step"
-    spare_discoveries: bool = True
+    spare_discoveries: bool = False
     terminal_only: bool = False
 
     def __post_init__(self) -> None:
@@ -113,9 +114,14 @@ class RewardCorruption(EnvFriction):
     ``info["frictions"]`` when the friction fires, and ``info["true_reward"]`` is present exactly
     when the reward changed (a coin that lands on the true value, or a flipped 0, changes nothing).
 
-    A step where an inner :class:`~dg_envs.wrappers.RareDiscovery` fired (``"discovery"`` in
-    ``info["frictions"]``) keeps its clean reward: the paper's precedence correct > random.
-    Pass ``spare_discoveries=False`` to corrupt those too.
+    Reward corruption is independent of the actor's injections, as in the reference code
+    (``egg/environments/bernoulli_noise_wrapper.py`` wraps the env's ``get_reward``, which
+    ``egg/actors/dreamer_bps.py`` calls on every final answer, injected correct, random and
+    landmine answers included): the coin hits a step where an inner
+    :class:`~dg_envs.wrappers.RareDiscovery` fired as it hits any other. The reference's
+    precedence correct > random > bug > sample orders the injections only, not the reward
+    coin. Pass ``spare_discoveries=True`` to keep the clean reward of a discovery step
+    (``"discovery"`` in ``info["frictions"]``).
 
     ``terminal_only=True`` corrupts only the reward of the step that ends an episode: for
     tasks whose reward comes at the end (token reversal's sequence reward), where the paper
@@ -178,7 +184,8 @@ class VectorRewardCorruption(VectorFriction):
 
     The same friction (:class:`~dg_envs.wrappers.reward_corruption.RewardCorruptionSpec`) sub-env
     by sub-env: ``info["true_reward"]`` (with its mask ``info["_true_reward"]``) where the reward
-    changed. A sub-env where an inner discovery fired keeps its clean reward, as per env.
+    changed. With ``spare_discoveries=True`` a sub-env where an inner discovery fired keeps its
+    clean reward, as per env.
 
     Example:
         >>> import gymnasium as gym

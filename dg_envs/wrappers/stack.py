@@ -22,8 +22,10 @@ __all__ = ["CANONICAL_ORDER", "REGISTRY", "Friction", "apply_frictions"]
 #: The order :func:`apply_frictions` stacks the wrappers in, innermost first. The innermost
 #: action replacement is the one the environment executes, so a discovery beats a random
 #: answer, which beats a bug, which beats the (stale / mismatched) actor — the reference's
-#: injection precedence correct > random > bug > sample. Reward corruption is outermost: it
-#: sees an inner discovery and spares it, and corrupts the reward of a bug step.
+#: precedence of the actor's *injections*, correct > random > bug > sample
+#: (``egg/actors/dreamer_bps.py``). Reward corruption is outermost and independent of them:
+#: its coin hits whatever ran, a discovery or a bug step included, as the reference's
+#: ``bernoulli_noise_wrapper.py`` does (``spare_discoveries=True`` exempts discoveries).
 CANONICAL_ORDER = (DISCOVERY, RANDOM_ANSWER, BUG, MISMATCH, STALE, REWARD_CORRUPTION)
 
 
@@ -75,7 +77,10 @@ def apply_frictions(
     Each argument is ``None`` (off), a number — the lag for ``stale``, the noise std for
     ``mismatch``, the probability ``p`` for the others — or a dict of that friction's keyword
     arguments (its spec's fields). Every specification is built and checked before any wrapper
-    is. Innermost first: discovery, random answer, bug, the policy actor, reward corruption. A
+    is. Innermost first: discovery, random answer, bug, the policy actor, reward corruption:
+    the innermost action replacement runs (the reference's injection precedence correct >
+    random > bug > sample), and the reward coin, outermost, is independent of the injections
+    (it hits a discovery's reward too unless ``spare_discoveries=True``). A
     single env gets the per-env wrappers, a ``VectorEnv`` their batched versions
     (:mod:`dg_envs.wrappers.vector`), from the same specifications. When both ``stale`` and
     ``mismatch`` are given they make one actor, a mismatched actor with the stale lag (noise on

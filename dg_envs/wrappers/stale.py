@@ -21,25 +21,35 @@ class StaleSpec(PolicyActorSpec):
     """A stale actor: the policy ``lag`` learner updates old acts, with probability ``p``.
 
     Args:
-        lag: ``D``, the number of learner updates the actor lags behind (integer >= 0).
-        random_lag: draw the lag uniformly from ``0..lag`` (per step or per episode).
-        per: ``"step"`` or ``"episode"``: when ``p`` and a random lag are drawn.
+        lag: ``D``, the number of learner updates (snapshot pushes) the actor lags behind
+            (integer >= 0).
+        random_lag: ``False`` (default): the lag is ``lag``. ``True``: drawn uniformly from
+            ``0..lag`` per step or, with ``per="episode"``, per episode. ``"update"``: drawn
+            uniformly from ``0..lag`` at each push and held until the next one, the same for
+            every step and (vector execution) every sub-env: the reference's launcher
+            (``uniform_delay=True``) draws one delay per batch.
+        per: ``"step"`` or ``"episode"``: when ``p`` (and a lag with ``random_lag=True``) is drawn.
         p: probability that the stale actor acts (default 1: always).
         noise_std: Gaussian noise on the stale policy's logits / mean (also a mismatched actor;
             ``"mismatch"`` is then recorded too). Default 0.
+        noise: how ``noise_std`` applies, ``"per_step"`` (default) or ``"fixed_bias"``: see
+            :class:`~dg_envs.wrappers.MismatchedActor`.
 
     >>> StaleSpec(lag=4).names, StaleSpec(lag=4, noise_std=0.5).names
     (('stale',), ('stale', 'mismatch'))
+    >>> StaleSpec(lag=4, random_lag="update").lag_draw
+    'update'
     """
 
     name = STALE
     stream = 0x0D6E_0001
 
     lag: int
-    random_lag: bool = False
+    random_lag: bool | str = False
     per: str = "step"
     p: float = 1.0
     noise_std: float = 0.0
+    noise: str = "per_step"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -51,11 +61,22 @@ class StaleActor(EnvPolicyActor):
 
     The executed action is sampled from a snapshot of the learner's policy ``lag`` updates old
     (``random_lag=True``: the lag is drawn uniformly from ``0..lag``, per step or, with
-    ``per="episode"``, once per episode). The learner pushes a snapshot after every update
-    (``push_policy_snapshot``; see :mod:`dg_envs.wrappers.actors`). Before ``lag`` updates have
-    happened the oldest snapshot held is used. Before any snapshot was pushed the learner's
-    action passes through unchanged and nothing is recorded: it *is* a sample of the current
-    policy, so it is not stale.
+    ``per="episode"``, once per episode; ``random_lag="update"``: drawn once per push and held
+    until the next, as the reference draws one delay per batch). The learner pushes a snapshot
+    after every update (``push_policy_snapshot``; see :mod:`dg_envs.wrappers.actors`). Before
+    ``lag`` updates have happened the oldest snapshot held is used. Before any snapshot was
+    pushed the learner's action passes through unchanged and nothing is recorded: it *is* a
+    sample of the current policy, so it is not stale.
+
+    **Lag is counted in pushes**, i.e. learner updates. The reference-method algorithms
+    (:mod:`dg_envs.algos.reference`) take one gradient step per update and push after it, so
+    there a lag of ``D`` is ``D`` gradient steps, as in the reference code
+    (``egg/trainers/vanilla_async.py``). PPO-style learners (``DGPPO``, SB3's PPO with
+    :class:`~dg_envs.wrappers.SnapshotCallback`) push once per ``train()`` call, which takes
+    ``n_epochs x n_minibatches`` gradient steps: there the actor is ``D`` such calls old.
+    With ``random_lag="update"`` the per-env execution draws its own lag in each env (in an
+    SB3 ``VecEnv`` of per-env wrappers the sub-envs' lags differ); the vector execution draws
+    one for all its sub-envs, as the reference does for a whole batch.
 
     When the stale actor acts, ``info["executed_action"]`` is its action and
     ``info["behavior_log_prob"]`` the stale policy's exact log-probability of it (what

@@ -17,7 +17,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _wrappers_test_utils import SPACES, ConstantActor, ToyEnv, executions, sb3_policy  # noqa: E402
+from _wrappers_test_utils import SPACES, ConstantActor, ToyEnv, binomial_interval, executions, sb3_policy  # noqa: E402
 
 from dg_envs.wrappers import (  # noqa: E402
     Actor,
@@ -210,6 +210,153 @@ def test_random_lag_per_episode_is_held(X):
             by_episode.setdefault((sub_env, s["episode"]), set()).add(int(s["info"][EXECUTED_ACTION]))
     assert all(len(v) == 1 for v in by_episode.values())
     assert set().union(*by_episode.values()) == {4, 5, 6, 7}
+
+
+def _lags_per_push(X, env, pushes, lag, steps_per_push=3):
+    """Push ``ConstantActor(k)`` for k = lag .. lag + pushes - 1 (after ``lag`` older ones), step; the lags seen after each push."""
+    for k in range(lag):
+        env.push_policy_snapshot(ConstantActor(k))
+    seen = []
+    for k in range(lag, lag + pushes):
+        env.push_policy_snapshot(ConstantActor(k))
+        infos = [info for _ in range(steps_per_push) for info in X.step(env, 0) if EXECUTED_ACTION in info]
+        seen.append({(k - int(info[EXECUTED_ACTION]), int(info["actor_lag"])) for info in infos})
+    return seen
+
+
+@executions()
+def test_random_lag_update_is_one_uniform_lag_per_push(X):
+    """random_lag="update": one lag per push, the same for every step and sub-env until the next push
+    (the reference's launcher draws one delay per batch), uniform on 0..lag across pushes."""
+    env = X.w.StaleActor(X.make(ToyEnv, gym.spaces.Discrete(2000)), lag=3, random_lag="update")
+    env.reset(seed=0)
+    seen = _lags_per_push(X, env, pushes=1000, lag=3, steps_per_push=2)
+    assert all(len(lags) == 1 for lags in seen), [lags for lags in seen if len(lags) != 1][:3]
+    lags = [lag for (lag, actor_lag), in seen]
+    assert all(actor_lag == lag for (lag, actor_lag), in seen)  # info["actor_lag"] is the drawn lag
+    lo, hi = binomial_interval(len(lags), 0.25, level=0.999)  # four counts, each within its 99.9% interval
+    counts = np.bincount(lags, minlength=4)
+    assert len(counts) == 4 and np.all((lo <= counts) & (counts <= hi)), counts
+
+
+@executions()
+def test_random_lag_update_is_seeded_even_when_pushed_before_the_seeded_reset(X):
+    """The lag is drawn at the first step after a push, so the same seed gives the same lags wherever the push was."""
+
+    def lags(push_first):
+        env = X.w.StaleActor(X.make(ToyEnv, gym.spaces.Discrete(1000)), lag=4, random_lag="update")
+        if push_first:
+            env.push_policy_snapshot(ConstantActor(999))
+        env.reset(seed=7)
+        return [lag for (lag, _), in _lags_per_push(X, env, pushes=30, lag=4, steps_per_push=1)]
+
+    assert lags(True) == lags(False) and len(set(lags(True))) > 1
+
+
+def _zero_logits_policy(space):
+    """An SB3 policy whose logits (Box: mean) are 0 whatever the observation: the bias alone shapes the actor."""
+    policy = sb3_policy(OBS_SPACE, space)
+    with th.no_grad():
+        policy.action_net.weight.zero_()
+        policy.action_net.bias.zero_()
+    return policy
+
+
+def _log_softmax(x):
+    x = np.asarray(x, dtype=np.float64)
+    return x - np.logaddexp.reduce(x)
+
+
+def _biased_log_prob(space, bias, action):
+    """log-prob of ``action`` when the logits (Box: the mean, std 1) are exactly ``bias``."""
+    if isinstance(space, spaces.Discrete):
+        return _log_softmax(bias)[int(action) - space.start]
+    if isinstance(space, spaces.MultiDiscrete):
+        parts = np.split(bias, np.cumsum(space.nvec)[:-1])
+        return sum(_log_softmax(part)[int(a)] for part, a in zip(parts, action, strict=True))
+    return float(np.sum(-0.5 * (np.asarray(action, dtype=np.float64) - bias) ** 2 - 0.5 * np.log(2 * np.pi)))
+
+
+@executions()
+@pytest.mark.parametrize("space", ["discrete", "discrete_start", "multidiscrete", "box"])
+def test_fixed_bias_mismatch_acts_with_one_held_bias(X, space):
+    """noise="fixed_bias" (the reference's logit_noise.py): one N(0, I) vector times noise_std, drawn at
+    the first seeded reset and held; with zero logits the actor samples from softmax(bias) (Box: N(bias, 1))
+    and reports that log-prob exactly, in every sub-env."""
+    action_space = SPACES[space]
+    env = X.w.MismatchedActor(X.make(ToyEnv, space), noise_std=2.0, noise="fixed_bias")
+    env.push_policy_snapshot(_zero_logits_policy(action_space))
+    width = action_space.n if space.startswith("discrete") else int(np.sum(action_space.nvec)) if space == "multidiscrete" else 2
+    steps = X.steps(env, 3, 2000)
+    bias = env.logit_bias
+    assert bias.shape == (width,) and not bias.flags.writeable
+    executed = [s["info"][EXECUTED_ACTION] for s in steps]
+    reported = np.array([s["info"][BEHAVIOR_LOG_PROB] for s in steps])
+    np.testing.assert_allclose(reported, [_biased_log_prob(action_space, bias, a) for a in executed], atol=1e-5)
+    if space == "box":  # the mean is the bias
+        np.testing.assert_allclose(np.mean(executed, axis=0), bias, atol=0.12)
+    elif space != "multidiscrete":
+        freq = np.bincount(np.asarray(executed) - action_space.start, minlength=action_space.n) / len(executed)
+        np.testing.assert_allclose(freq, np.exp(_log_softmax(bias)), atol=0.05)
+    # held for the wrapper's life (unseeded and seeded resets alike); the same seed draws the same bias
+    env.reset()
+    env.reset(seed=99)
+    assert env.logit_bias is bias
+    twin = X.w.MismatchedActor(X.make(ToyEnv, space), noise_std=2.0, noise="fixed_bias")
+    twin.reset(seed=3)
+    np.testing.assert_array_equal(twin.logit_bias, bias)
+    other = X.w.MismatchedActor(X.make(ToyEnv, space), noise_std=2.0, noise="fixed_bias")
+    other.reset(seed=4)
+    assert not np.allclose(other.logit_bias, bias)
+
+
+@executions()
+def test_fixed_bias_is_off_by_default_and_reaches_the_stale_mismatch_actor(X):
+    assert X.w.MismatchedActor(X.make(ToyEnv, "discrete"), noise_std=1.0).logit_bias is None  # "per_step"
+    env = X.w.apply_frictions(X.make(ToyEnv, "discrete"), stale={"lag": 2, "random_lag": "update"},
+                              mismatch={"noise_std": 0.5, "noise": "fixed_bias"})
+    assert (env.lag, env.random_lag, env.noise) == (2, "update", "fixed_bias")
+    env.reset(seed=0)
+    assert env.logit_bias.shape == (5,) and np.all(np.abs(env.logit_bias) < 0.5 * 6)
+
+
+@executions()
+def test_fixed_bias_needs_an_actor_taking_logit_bias(X):
+    env = X.w.MismatchedActor(X.make(ToyEnv, "discrete"), noise_std=1.0, noise="fixed_bias")
+    with pytest.raises(TypeError, match="logit_bias"):
+        env.push_policy_snapshot(ConstantActor(1))
+    env.push_policy_snapshot(lambda obs, rng, noise_std=0.0, **kwargs: (np.zeros(len(obs), dtype=np.int64), np.zeros(len(obs))))
+    X.w.MismatchedActor(X.make(ToyEnv, "discrete"), noise_std=1.0).push_policy_snapshot(ConstantActor(1))  # per_step: any Actor
+
+
+@pytest.mark.parametrize("space", sorted(ACTOR_SPACES))
+def test_sb3_policy_actor_logit_bias_gives_the_biased_distribution(space):
+    """actor(obs, rng, logit_bias=b): b is added to every row's logits (Box: mean); log-probs are the biased ones."""
+    action_space = ACTOR_SPACES[space]
+    policy = sb3_policy(OBS_SPACE, action_space)
+    actor = SB3PolicyActor(policy)
+    width = {"discrete": 5, "discrete_start": 4, "multidiscrete": 7, "box": 2, "multibinary": 3}[space]
+    bias = np.random.default_rng(5).standard_normal(width)
+    obs = _obs(256)
+    actions, log_probs = actor(obs, np.random.default_rng(0), logit_bias=bias)
+    start = np.asarray(getattr(action_space, "start", 0))
+    with th.no_grad():
+        dist = policy.get_distribution(policy.obs_to_tensor(obs)[0]).distribution
+        b = th.as_tensor(bias, dtype=th.float32)
+        taken = th.as_tensor(actions - start)
+        if space in ("discrete", "discrete_start"):
+            expected = th.distributions.Categorical(logits=dist.logits + b).log_prob(taken)
+        elif space == "multidiscrete":
+            parts = th.split(b, list(action_space.nvec))
+            expected = sum(th.distributions.Categorical(logits=d.logits + part).log_prob(taken[:, i])
+                           for i, (d, part) in enumerate(zip(dist, parts, strict=True)))
+        elif space == "multibinary":
+            expected = th.distributions.Bernoulli(logits=dist.logits + b).log_prob(taken.float()).sum(-1)
+        else:
+            expected = th.distributions.Normal(dist.mean + b, dist.stddev).log_prob(taken.float()).sum(-1)
+    np.testing.assert_allclose(log_probs, expected.numpy(), atol=1e-4)
+    with pytest.raises(ValueError, match=rf"logit_bias must have shape \({width},\)"):
+        actor(obs, np.random.default_rng(0), logit_bias=np.zeros(width + 1))
 
 
 @executions()

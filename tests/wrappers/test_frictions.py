@@ -270,11 +270,24 @@ def test_reward_corruption_keeps_the_clean_reward_exactly_when_changed(X, mode):
 
 
 @executions()
-def test_reward_corruption_spares_discoveries_unless_asked(X):
-    spared = X.w.apply_frictions(X.make(ToyEnv, "discrete"), discovery=1.0, reward_corruption={"p": 1.0, "mode": "sign_flip"})
-    assert all(s["reward"] == 1.0 and TRUE_REWARD not in s["info"] for s in X.steps(spared, 0, 50))
-    hit = X.w.RewardCorruption(X.w.RareDiscovery(X.make(ToyEnv, "discrete"), p=1.0), p=1.0, mode="sign_flip", spare_discoveries=False)
+def test_reward_corruption_hits_discoveries_unless_asked_to_spare_them(X):
+    """The reference's coin (bernoulli_noise_wrapper.py) is independent of the injections: it hits discoveries too."""
+    hit = X.w.apply_frictions(X.make(ToyEnv, "discrete"), discovery=1.0, reward_corruption={"p": 1.0, "mode": "sign_flip"})
+    assert hit.spare_discoveries is False
     assert all(s["reward"] == -1.0 and s["info"][TRUE_REWARD] == 1.0 for s in X.steps(hit, 0, 50))
+    spared = X.w.RewardCorruption(X.w.RareDiscovery(X.make(ToyEnv, "discrete"), p=1.0), p=1.0, mode="sign_flip", spare_discoveries=True)
+    assert all(s["reward"] == 1.0 and TRUE_REWARD not in s["info"] for s in X.steps(spared, 0, 50))
+
+
+@executions()
+def test_reward_coin_rate_on_discovery_steps_is_p_by_default(X):
+    """With p=0.3 the coin hits discovery steps at rate 0.3 (binomial interval), as any other step."""
+    env = X.w.apply_frictions(X.make(ToyEnv, "discrete"), discovery=1.0, reward_corruption={"p": 0.3, "mode": "sign_flip"})
+    steps = X.steps(env, 5, 2000)
+    hits = sum(fired(s, "reward_corruption") for s in steps)
+    assert all(fired(s, "discovery") for s in steps)
+    lo, hi = binomial_interval(len(steps), 0.3)
+    assert lo <= hits <= hi, (hits, len(steps))
 
 
 @executions()
@@ -365,6 +378,9 @@ def test_apply_frictions_with_nothing_returns_the_env(X):
         (lambda W, e: W.MismatchedActor(e, noise_std=float("nan")), "noise_std"),
         (lambda W, e: W.MismatchedActor(e, noise_std=0.1, random_lag=None), "random_lag"),
         (lambda W, e: W.MismatchedActor(e, noise_std=0.1, lag=-2), "lag"),
+        (lambda W, e: W.StaleActor(e, lag=1, random_lag="episode"), "random_lag must be True, False or 'update'"),
+        (lambda W, e: W.MismatchedActor(e, noise_std=0.1, noise="fixed"), "noise must be one of 'per_step', 'fixed_bias'"),
+        (lambda W, e: W.StaleActor(e, lag=1, noise=None), "noise"),
         (lambda W, e: W.RewardCorruption(e, p=0.1, spare_discoveries="no"), "spare_discoveries"),
         (lambda W, e: W.RewardCorruption(e, p=0.1, spare_discoveries=0), "spare_discoveries"),
         (lambda W, e: W.RewardCorruption(e, p=0.1, terminal_only=1), "terminal_only"),
@@ -532,7 +548,7 @@ def test_one_signature_from_the_spec():
         per_env, batched = getattr(__import__("dg_envs.wrappers", fromlist=[name]), name), getattr(vector, name)
         assert inspect.signature(per_env) == inspect.signature(batched)
         assert list(inspect.signature(per_env).parameters)[0] == "env"
-    assert str(inspect.signature(StaleActor)).startswith("(env, lag: 'int', random_lag: 'bool' = False")
+    assert str(inspect.signature(StaleActor)).startswith("(env, lag: 'int', random_lag: 'bool | str' = False")
     assert inspect.signature(MismatchedActor).parameters["noise_std"].default is inspect.Parameter.empty
 
 

@@ -180,6 +180,23 @@ def test_random_lag_calls_once_per_distinct_snapshot():
     assert [s.calls for s in snapshots] == [1, 1, 1] and sum(s.rows[0] for s in snapshots) == 64
 
 
+def test_random_lag_update_calls_one_snapshot_once_per_step():
+    """random_lag="update": one lag for the whole batch until the next push, so one forward pass per step."""
+    envs = vector.StaleActor(token_reversal(num_envs=64), lag=2, random_lag="update")
+    snapshots = [CountingActor(v % 2) for v in (0, 1, 2)]
+    for snapshot in snapshots:
+        envs.push_policy_snapshot(snapshot)
+    envs.reset(seed=0)
+    acting_steps = 0
+    for _ in range(8):  # episodes of 3 steps, then a reset step (NEXT_STEP) on which nothing acts
+        info = envs.step(np.ones(64, dtype=np.int64))[4]
+        if "actor_lag" in info:
+            acting_steps += 1
+            assert len(set(info["actor_lag"][info["_actor_lag"]].tolist())) == 1
+    assert acting_steps == 6 and sorted(s.calls for s in snapshots) == [0, 0, 6]
+    assert all(rows == 64 for s in snapshots for rows in s.rows)
+
+
 def test_one_snapshot_per_push_shared_inwards():
     """The outer vector actor stores one snapshot, hands the same object to an inner vector actor and
     to per-env actors inside a SyncVectorEnv; an SB3 policy is copied once."""
