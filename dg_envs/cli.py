@@ -11,6 +11,7 @@ True
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 import time
 from pathlib import Path
@@ -38,6 +39,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+def setting(text: str) -> tuple[str, object]:
+    """An argparse ``type`` for ``--set NAME=VALUE``: the value read as a Python literal, else kept as text.
+
+    >>> setting("total_updates=10000"), setting("lags=(0, 1000)"), setting("source=offline")
+    (('total_updates', 10000), ('lags', (0, 1000)), ('source', 'offline'))
+    >>> setting("10000")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be NAME=VALUE (a setting of the experiment's Config), got '10000'
+    """
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"must be NAME=VALUE (a setting of the experiment's Config), got {text!r}")
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = value
+    return name.strip(), parsed
+
+
 def _demo(args: argparse.Namespace) -> None:
     """MNIST as a bandit, learned from a very stale actor: PG vs IWPG vs DG (one seed, minutes)."""
     from dg_envs.experiments import run_experiment
@@ -54,7 +75,10 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _experiment_overrides(args: argparse.Namespace) -> dict:
-    return {"jobs": args.jobs} if args.jobs is not None else {}
+    overrides = dict(args.set)
+    if args.jobs is not None:
+        overrides["jobs"] = args.jobs
+    return overrides
 
 
 def _experiment(args: argparse.Namespace) -> None:
@@ -94,7 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", default=str(RESULTS_DIR), help=f"output folder (default {RESULTS_DIR})")
     exp.add_argument("--tensorboard", default=None, metavar="DIR", help="also log every run to TensorBoard")
     exp.add_argument("--jobs", type=positive_int, default=None, metavar="N",
-                     help="training runs in parallel, one process each, >= 1 (experiments that support it: mujoco)")
+                     help="training runs in parallel, one process each, >= 1 (every experiment but bandit-geometry)")
+    exp.add_argument("--set", type=setting, action="append", default=[], metavar="NAME=VALUE",
+                     help="change one setting of the experiment's Config, a Python literal "
+                          "(e.g. --set total_updates=10000 --set 'lags=(0, 1000)'); repeatable. A sweep stopped "
+                          "part-way resumes when run again with the same settings")
     exp.set_defaults(func=_experiment, usage_error=exp.error)
 
     bench = sub.add_parser("bench", help="speed benchmarks, as ratios measured in one run")
@@ -104,16 +132,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    """What ``type=`` cannot check, before any training: ``--jobs`` against the experiment's
-    settings, and the output folders (created, and a probe file written and deleted). A usage
-    error naming the option otherwise."""
-    if args.command == "experiment" and args.jobs is not None:
+    """What ``type=`` cannot check, before any training: ``--jobs`` and ``--set`` against the
+    experiment's settings (their names; the values are checked when the sweep starts), and the
+    output folders (created, and a probe file written and deleted). A usage error naming the
+    option otherwise."""
+    if args.command == "experiment" and (args.jobs is not None or args.set):
         from dg_envs.experiments import make_config
 
-        try:
-            make_config(args.name, quick=args.quick, **_experiment_overrides(args))
-        except ValueError as error:
-            args.usage_error(f"argument --jobs: {error}")
+        jobs = {"jobs": args.jobs} if args.jobs is not None else {}
+        checks = [("--jobs", jobs), ("--set", _experiment_overrides(args))]
+        for option, overrides in checks:
+            try:
+                make_config(args.name, quick=args.quick, **overrides)
+            except ValueError as error:
+                args.usage_error(f"argument {option}: {error}")
     for option in ("out", "tensorboard"):
         if getattr(args, option, None) is not None:
             try:

@@ -94,3 +94,31 @@ def test_count_type_accepts_only_positive_integers():
     for text in ("0", "-1", "1e3", "1.5", "x"):
         with pytest.raises(argparse.ArgumentTypeError, match="must be an integer >= 1"):
             positive_int(text)
+
+
+def test_experiment_set_changes_settings_and_refuses_unknown_names(tmp_path, capsys):
+    from dg_envs.cli import setting
+
+    assert setting("lags=(0, 1000)") == ("lags", (0, 1000)) and setting("source=offline") == ("source", "offline")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", "kondo-lengths", "--set", "no_such=1", "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "argument --set: kondo-lengths has no setting ['no_such']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["experiment", "kondo-lengths", "--set", "1000"])
+    assert "argument --set: must be NAME=VALUE" in capsys.readouterr().err
+
+
+def test_paper_experiment_quick_from_the_command_line(tmp_path, capsys):
+    """`dg-envs experiment kondo-lengths --quick` writes its page with the claims table; run again
+    with the same settings, it trains nothing (every run is recorded) and writes the same table."""
+    args = ["experiment", "kondo-lengths", "--quick", "--seeds", "1", "--out", str(tmp_path), "--set", "lengths=(2,)",
+            "--set", "total_updates=10"]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "## The papers' claims" in first and (tmp_path / "kondo-lengths.png").exists()
+    lines = (tmp_path / "kondo-lengths.jsonl").read_text()
+    start = time.perf_counter()
+    assert main(args) == 0
+    assert time.perf_counter() - start < 5.0  # nothing trained
+    assert capsys.readouterr().out == first and (tmp_path / "kondo-lengths.jsonl").read_text() == lines

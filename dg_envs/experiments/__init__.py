@@ -5,6 +5,11 @@ Each writes ``NAME.md`` (table, mean ± std over seeds), ``NAME.png``, ``NAME.js
 records) and ``NAME.config.json`` (the settings) into the output folder, ``docs/results/`` by
 default. The experiment contract (``Config``, ``run``, ``analyse``) is described in
 :mod:`dg_envs.experiments.common`.
+
+Sweeps resume: every training run's record is appended to ``NAME.jsonl`` as soon as it
+finishes, and the same command run again (same settings) skips the runs already recorded,
+then analyses all of them (:func:`dg_envs.experiments.common.run_sweep`). ``jobs=N``
+(``--jobs N``) runs N training runs side by side.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import json
 import time
 from pathlib import Path
 
-from dg_envs.experiments.common import RESULTS_DIR, prepare_out_dir, save_records
+from dg_envs.experiments.common import RESULTS_DIR, prepare_out_dir, save_records, use_one_thread
 from dg_envs.validation import check_int
 
 #: Experiment name -> module (imported on use: each pulls in what it needs).
@@ -25,6 +30,9 @@ EXPERIMENTS = {
     "kondo-frontier": "dg_envs.experiments.kondo_frontier",
     "bandit-geometry": "dg_envs.experiments.bandit_geometry",
     "mujoco": "dg_envs.experiments.mujoco",
+    "mnist-paper": "dg_envs.experiments.mnist_paper",
+    "token-reversal-paper": "dg_envs.experiments.token_reversal_paper",
+    "kondo-lengths": "dg_envs.experiments.kondo_lengths",
 }
 
 
@@ -60,21 +68,19 @@ def run_experiment(name: str, quick: bool = False, seeds: int | None = None, out
     config = make_config(name, quick=quick, seeds=seeds, **overrides)
     out_dir = prepare_out_dir(out_dir)
 
-    import torch
-
-    # Small networks gain nothing from intra-op threads, and on a shared 2-core machine two
-    # threads per process make runs several times slower: one thread each, and experiments
-    # can run side by side.
-    torch.set_num_threads(1)
+    # One thread each (torch and BLAS), so that experiments can run side by side.
+    use_one_thread()
     start = time.perf_counter()
-    records = module.run(config, progress=progress, tensorboard_log=tensorboard_log, out_dir=out_dir)
-    save_records(records, out_dir, name)
     (out_dir / f"{name}.config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1, default=str))
+    records = module.run(config, progress=progress, tensorboard_log=tensorboard_log, out_dir=out_dir)
+    save_records(records, out_dir, name)  # the sweep's records, in grid order (a resumed sweep's included)
     table = module.analyse(records, out_dir)
     elapsed = time.perf_counter() - start
     mode = "quick" if quick else "full"
     with (out_dir / f"{name}.md").open("a") as f:
         changed = f", settings changed: {overrides}" if overrides else ""
+        run_seconds = sum(r.get("wall_seconds", 0.0) for r in records)
+        timing = f"; the runs' wall times add up to {run_seconds:.0f} s" if run_seconds else ""
         f.write(f"\nProduced by `dg-envs experiment {name}{' --quick' if quick else ''}` "
-                f"({mode} mode, seeds {list(config.seeds)}{changed}) in {elapsed:.0f} s.\n")
+                f"({mode} mode, seeds {list(config.seeds)}{changed}) in {elapsed:.0f} s{timing}.\n")
     return table

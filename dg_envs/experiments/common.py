@@ -11,6 +11,11 @@ An experiment (bsuite's split) is a module with
 * ``analyse(records, out_dir) -> str``: writes ``<name>.md`` and ``<name>.png`` (with
   :func:`write_page`), returns the table.
 
+A sweep of training runs goes through :func:`run_sweep`: every finished run's record is
+appended to ``out_dir/<name>.jsonl`` at once, under a *run key* (:func:`run_key`: the grid
+point and a hash of the settings that change its result), so a sweep that is stopped resumes
+where it was, and ``config.jobs`` runs go side by side in spawned processes.
+
 Algorithms are named as in :data:`dg_envs.algos.ALGORITHMS` and their classes come from
 :func:`dg_envs.algos.get_algorithm`; an experiment keeps per-method settings (keyword
 arguments, a record label) as data in its ``Config``, never a table of classes of its own.
@@ -21,11 +26,17 @@ arguments, a record label) as data in its ``Config``, never a table of classes o
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import dataclasses
+import hashlib
 import json
+import multiprocessing
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -100,19 +111,205 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 
 def save_records(records: list[dict], out_dir: Path, name: str) -> Path:
-    """Write the raw per-run records next to the table (JSON lines), so analyses can be redone."""
+    """Write the raw per-run records next to the table (JSON lines), so analyses can be redone.
+
+    Replaces ``<name>.jsonl`` in one step (a temporary file renamed over it).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.jsonl"
-    with path.open("w") as f:
+    temporary = path.with_name(f".{path.name}.tmp")  # replaced in one step: never half written
+    with temporary.open("w") as f:
         for record in records:
             f.write(json.dumps(record, default=float) + "\n")
+    os.replace(temporary, path)
     return path
 
 
 def load_records(path: Path) -> list[dict]:
-    """Read records written by :func:`save_records`."""
+    """Read records written by :func:`save_records` (or appended by :func:`run_sweep`)."""
     with Path(path).open() as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+# -- resumable sweeps ---------------------------------------------------------------------------
+
+#: Config fields that never change a run's result: which seeds exist, how many processes run.
+EXECUTION_FIELDS = ("seeds", "jobs")
+
+
+def settings_digest(value: Any) -> str:
+    """A short, stable hash (10 hex digits of SHA-256) of a JSON-able value, keys sorted.
+
+    >>> settings_digest({"b": 1, "a": (2, 3)}) == settings_digest({"a": [2, 3], "b": 1})
+    True
+    """
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def shared_settings(config: Any, grid_fields: Sequence[str] = ()) -> dict[str, Any]:
+    """The config fields that change every run's result: all but ``grid_fields`` and :data:`EXECUTION_FIELDS`.
+
+    ``grid_fields`` are those that change no run's result: they say *which* runs exist (the
+    lists of methods, lags, settings), or only the analysis reads them (a threshold). What a
+    grid point resolves to (a method's algorithm and keyword arguments, a friction's rates)
+    goes into the job's ``"settings"`` instead (see :func:`run_key`).
+    """
+    names = {f.name for f in dataclasses.fields(config)}
+    unknown = set(grid_fields) - names
+    if unknown:
+        raise ValueError(f"grid_fields {sorted(unknown)} are not fields of {type(config).__name__}")
+    skip = set(grid_fields) | set(EXECUTION_FIELDS)
+    return {name: value for name, value in dataclasses.asdict(config).items() if name not in skip}
+
+
+def run_key(job: dict[str, Any], shared: dict[str, Any]) -> str:
+    """The key of one run: its grid point and a hash of everything that changes its result.
+
+    ``job`` is the grid point (``method``, ``lag``, ``seed``, ...), optionally with a
+    ``"settings"`` entry (what the point resolves to: left out of the readable part, hashed);
+    ``shared`` the config fields every run uses (:func:`shared_settings`). Two runs with one
+    key give the same record (up to wall time), so a recorded key need not run again.
+
+    >>> run_key({"method": "DG", "lag": 10, "seed": 0}, {"total_updates": 100})  # doctest: +ELLIPSIS
+    'method=DG lag=10 seed=0 #...'
+    """
+    point = " ".join(f"{k}={json.dumps(v, default=str) if isinstance(v, (dict, list, tuple)) else v}"
+                     for k, v in job.items() if k != "settings")
+    return f"{point} #{settings_digest({'job': job, 'shared': shared})}"
+
+
+def _append(path: Path, record: dict) -> None:
+    """Append one record as a JSON line, flushed to disk before returning."""
+    with path.open("a") as f:
+        f.write(json.dumps(record, default=float) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def use_one_thread() -> None:
+    """One thread for torch and for NumPy's BLAS in this process (for good: the runs' setting).
+
+    Small networks gain nothing from intra-op threads, and on a shared machine two threads per
+    process make runs several times slower. The BLAS limit matters as much as torch's: the
+    batched stale actors run their policy snapshot in NumPy, whose OpenBLAS otherwise spins a
+    thread per core (measured here: a 100 x 784 x 100 product 1.2-12 ms with two threads on a
+    busy 2-core machine, 0.6 ms with one). ``threadpoolctl`` (installed with scikit-learn, which
+    mlxtend needs) sets the BLAS limit; without it only torch's is set.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency of scikit-learn, itself mlxtend's
+        return
+    threadpool_limits(1)
+
+
+def _timed(work: Callable[[dict], dict], job: dict) -> dict:
+    start = time.perf_counter()
+    result = work(job)
+    return {**result, "wall_seconds": time.perf_counter() - start}
+
+
+def run_sweep(
+    name: str,
+    config: Any,
+    jobs: Sequence[dict[str, Any]],
+    work: Callable[[dict[str, Any]], dict[str, Any]],
+    out_dir: Path | str,
+    grid_fields: Sequence[str] = (),
+    progress: bool = True,
+    needs: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+) -> list[dict]:
+    """Run every job not yet recorded in ``out_dir/<name>.jsonl``; return all the jobs' records, in job order.
+
+    :param config: the experiment's ``Config``; ``config.jobs`` (default 1) runs go side by
+        side, each in a spawned process with one thread (:func:`use_one_thread`; ``work`` must
+        then be picklable: a module-level function, or a ``functools.partial`` of one).
+    :param jobs: the grid points (:func:`run_key`), JSON-able dicts.
+    :param work: trains one job and returns its result fields (JSON-able).
+    :param grid_fields: the config fields that change no run's result (:func:`shared_settings`).
+    :param needs: a job that must be finished before this one starts (``mujoco``'s expert), or None.
+
+    A record is ``{"key": ..., **job, **result, "wall_seconds": ...}``, appended (flushed) as
+    soon as its run ends. Records already in the file under one of the jobs' keys are reused;
+    records under other keys (another config's) are moved, not lost, to
+    ``<name>.superseded.jsonl``. If a run fails, the runs already going are still waited for
+    and recorded, and the first error is raised. One sweep per folder at a time: two
+    processes resuming the same file would both run the missing runs.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.jsonl"
+    shared = shared_settings(config, grid_fields)
+    keys = [run_key(job, shared) for job in jobs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{name}: two jobs share a run key; every grid point must be different")
+    done: dict[str, dict] = {}
+    if path.exists():
+        old = load_records(path)
+        wanted = set(keys)
+        for record in old:
+            if record.get("key") in wanted and record["key"] not in done:
+                done[record["key"]] = record
+        others = [r for r in old if done.get(r.get("key")) is not r]
+        if others:
+            with (out_dir / f"{name}.superseded.jsonl").open("a") as f:
+                f.writelines(json.dumps(r, default=float) + "\n" for r in others)
+            save_records([done[k] for k in keys if k in done], out_dir, name)
+    todo = [i for i, k in enumerate(keys) if k not in done]
+    waits_for = {}  # job index -> key of the job it needs
+    for i in todo:
+        needed = needs(jobs[i]) if needs else None
+        if needed is not None:
+            if needed not in jobs:
+                raise ValueError(f"{name}: job {keys[i]!r} needs a job that is not in the sweep")
+            waits_for[i] = keys[list(jobs).index(needed)]
+
+    def next_ready(queue: list[int]) -> list[int]:
+        return [i for i in queue if i not in waits_for or waits_for[i] in done]
+
+    def finish(i: int, result: dict) -> None:
+        record = json.loads(json.dumps({"key": keys[i], **jobs[i], **result}, default=float))
+        _append(path, record)
+        done[keys[i]] = record
+
+    from tqdm.auto import tqdm
+
+    queue = list(todo)
+    n_jobs = getattr(config, "jobs", 1)
+    with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=name, disable=not progress) as bar:
+        if n_jobs <= 1:
+            while queue:
+                i = next_ready(queue)[0]  # the needed job comes first in the queue
+                queue.remove(i)
+                finish(i, _timed(work, jobs[i]))
+                bar.update()
+        else:
+            error: BaseException | None = None
+            context = multiprocessing.get_context("spawn")  # no forked torch state
+            with cf.ProcessPoolExecutor(n_jobs, mp_context=context, initializer=use_one_thread) as pool:
+                running: dict[cf.Future, int] = {}
+                while queue or running:
+                    if error is None:
+                        for i in next_ready(queue):
+                            running[pool.submit(_timed, work, jobs[i])] = i
+                            queue.remove(i)
+                    if not running:
+                        break
+                    finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                    for future in finished:
+                        i = running.pop(future)
+                        try:
+                            finish(i, future.result())
+                            bar.update()
+                        except Exception as exc:  # keep recording what still finishes, then raise
+                            error = error or exc
+            if error is not None:
+                raise error
+    return [done[k] for k in keys]
 
 
 def write_page(out_dir: Path, name: str, table: str, fig) -> str:
@@ -121,6 +318,9 @@ def write_page(out_dir: Path, name: str, table: str, fig) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(out_dir / f"{name}.png", dpi=120)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)  # pyplot keeps every figure open otherwise
     (out_dir / f"{name}.md").write_text(f"# {name}\n\n{table}\n")
     return table
 

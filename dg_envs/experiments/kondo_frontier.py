@@ -18,16 +18,19 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, write_page
+from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, run_sweep, write_page
 from dg_envs.experiments.training import RunSpec, classification_error, sequence_error, train_run
 
 NAME = "kondo-frontier"
+
+#: Config fields that change no run's result: they only say which runs exist (left out of the run keys' hash).
+GRID_FIELDS = ("gates", "tasks")
 
 
 @dataclass
@@ -52,6 +55,8 @@ class Config:
     SB3's ``DummyVecEnv`` of per-env wrappers (the same semantics, other random streams)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds."""
+    jobs: int = 1
+    """Training runs side by side (processes, one torch thread each)."""
 
     @classmethod
     def quick(cls) -> "Config":
@@ -86,24 +91,29 @@ def run_spec(config: Config, task: str, gate: dict, seed: int, tensorboard_log: 
     raise ValueError(f"task must be 'mnist' or 'token-reversal', got {task!r}")
 
 
-def run(config: Config, progress: bool = True, tensorboard_log: str | None = None,
-        out_dir: Path | str = ".") -> list[dict]:
-    """Every (task, gate, seed): final error, backward samples, seconds in train() (``out_dir``: unused)."""
-    evaluators = {}
-    if "mnist" in config.tasks:
+def run_job(job: dict, config: Config, tensorboard_log: str | None = None) -> dict:
+    """Train one (task, gate, seed); its error and what its updates cost."""
+    if job["task"] == "mnist":
         from dg_envs.envs.mnist import load_mnist
 
-        evaluators["mnist"] = classification_error(*load_mnist("test"))
-    if "token-reversal" in config.tasks:
-        evaluators["token-reversal"] = sequence_error({"length": config.token_length})
-    grid = [(t, g, s) for t in config.tasks for g in config.gates for s in config.seeds]
-    records = []
-    for task, gate, seed in tqdm(grid, desc=NAME, disable=not progress):
-        result = train_run(run_spec(config, task, gate, seed, tensorboard_log), evaluators[task])
-        records.append({"task": task, "gate": gate_label(gate), "seed": seed, "error": result["final"],
-                        "backward_samples": result["backward_samples"], "train_seconds": result["train_seconds"],
-                        "seconds": result["seconds"]})
-    return records
+        evaluate = classification_error(*load_mnist("test"))
+    else:
+        evaluate = sequence_error({"length": config.token_length})
+    result = train_run(run_spec(config, job["task"], job["settings"], job["seed"], tensorboard_log), evaluate)
+    return {"error": result["final"], "backward_samples": result["backward_samples"],
+            "train_seconds": result["train_seconds"], "seconds": result["seconds"]}
+
+
+def run(config: Config, progress: bool = True, tensorboard_log: str | None = None,
+        out_dir: Path | str = ".") -> list[dict]:
+    """Every (task, gate, seed): final error, backward samples, seconds in train(), resumed from ``out_dir``'s records."""
+    for task in config.tasks:  # a bad task fails before any run
+        if task not in ("mnist", "token-reversal"):
+            raise ValueError(f"tasks must hold 'mnist' or 'token-reversal', got {task!r}")
+    grid = [{"task": t, "gate": gate_label(g), "seed": s, "settings": g}
+            for t in config.tasks for g in config.gates for s in config.seeds]
+    work = partial(run_job, config=config, tensorboard_log=tensorboard_log)
+    return run_sweep(NAME, config, grid, work, out_dir, GRID_FIELDS, progress=progress)
 
 
 def analyse(records: list[dict], out_dir: Path) -> str:

@@ -19,16 +19,19 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, write_page
+from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, run_sweep, write_page
 from dg_envs.experiments.training import RunSpec, classification_error, train_run
 
 NAME = "mnist-staleness"
+
+#: Config fields that change no run's result: they only say which runs exist (left out of the run keys' hash).
+GRID_FIELDS = ("methods", "lags")
 
 
 @dataclass
@@ -57,6 +60,8 @@ class Config:
     SB3's ``DummyVecEnv`` of per-env wrappers (the same semantics, other random streams)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds."""
+    jobs: int = 1
+    """Training runs side by side (processes, one torch thread each)."""
 
     @classmethod
     def quick(cls) -> "Config":
@@ -105,23 +110,23 @@ def run_spec(config: Config, method: str, lag: int, seed: int, tensorboard_log: 
     )
 
 
-def run(config: Config, progress: bool = True, tensorboard_log: str | None = None,
-        out_dir: Path | str = ".") -> list[dict]:
-    """Every (method, lag, seed): final test error and its learning curve (``out_dir``: unused)."""
+def run_job(job: dict, config: Config, tensorboard_log: str | None = None) -> dict:
+    """Train one (method, lag, seed); its test error and learning curve."""
     from dg_envs.envs.mnist import load_mnist
 
+    evaluate = classification_error(*load_mnist("test", source=config.source))
+    result = train_run(run_spec(config, job["method"], job["lag"], job["seed"], tensorboard_log), evaluate)
+    return {"test_error": result["final"], "curve": result["curve"], "seconds": result["seconds"]}
+
+
+def run(config: Config, progress: bool = True, tensorboard_log: str | None = None,
+        out_dir: Path | str = ".") -> list[dict]:
+    """Every (method, lag, seed): final test error and its learning curve, resumed from ``out_dir``'s records."""
     for method in config.methods:  # an unknown method fails now, not after the runs before it
         algorithm(method)
-
-    images, labels = load_mnist("test", source=config.source)
-    evaluate = classification_error(images, labels)
-    grid = [(m, lag, s) for lag in config.lags for m in config.methods for s in config.seeds]
-    records = []
-    for method, lag, seed in tqdm(grid, desc=NAME, disable=not progress):
-        result = train_run(run_spec(config, method, lag, seed, tensorboard_log), evaluate)
-        records.append({"method": method, "lag": lag, "seed": seed, "test_error": result["final"],
-                        "curve": result["curve"], "seconds": result["seconds"]})
-    return records
+    grid = [{"method": m, "lag": lag, "seed": s} for lag in config.lags for m in config.methods for s in config.seeds]
+    work = partial(run_job, config=config, tensorboard_log=tensorboard_log)
+    return run_sweep(NAME, config, grid, work, out_dir, GRID_FIELDS, progress=progress)
 
 
 def analyse(records: list[dict], out_dir: Path) -> str:

@@ -31,8 +31,6 @@ Example:
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import multiprocessing
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -40,12 +38,15 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from tqdm.auto import tqdm
 
-from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, write_page
+from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, run_sweep, write_page
 from dg_envs.experiments.training import RunSpec, train_run
 
 NAME = "mujoco"
+
+#: Config fields that change no run's result: they only say which runs exist (left out of the run keys' hash).
+GRID_FIELDS = ("tasks", "methods", "frictions", "ablation_tasks", "surprisals", "ablation_frictions",
+               "discovery_tasks", "discovery_methods")
 
 
 @dataclass
@@ -191,40 +192,20 @@ def run_job(job: dict, config: Config, out_dir: str, tensorboard_log: str | None
 
 
 def run(config: Config, progress: bool = True, tensorboard_log: str | None = None, out_dir: Path | str = ".") -> list[dict]:
-    """Every sweep, ``config.jobs`` runs at a time; one record per run (the expert's included).
+    """Every sweep, ``config.jobs`` runs at a time, resumed from ``out_dir``'s records; one record per run.
 
     ``out_dir``: where the experts are saved (``mujoco-expert-<task>.zip``), the discovery oracles.
+    A discovery run starts once its task's expert is saved.
     """
     from dg_envs.algos import get_algorithm
 
     for method in {*config.methods, *config.discovery_methods}:  # an unknown name fails before any run
         get_algorithm(method)
     first, then = jobs(config)
-    out_dir = str(out_dir)
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    work = partial(run_job, config=config, out_dir=out_dir, tensorboard_log=tensorboard_log)
-    all_jobs = first + then
-    records: list[dict] = [{} for _ in all_jobs]
-    with tqdm(total=len(all_jobs), desc=NAME, disable=not progress) as bar:
-        if config.jobs <= 1:
-            for i, job in enumerate(all_jobs):
-                records[i] = work(job)
-                bar.update()
-            return records
-        # Processes (spawned: no forked torch state), one torch thread each. A discovery run
-        # is submitted once its task's expert is saved.
-        with cf.ProcessPoolExecutor(config.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            pending = {pool.submit(work, job): i for i, job in enumerate(first)}
-            while pending:
-                done, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                for future in done:
-                    i = pending.pop(future)
-                    records[i] = future.result()
-                    bar.update()
-                    if all_jobs[i]["sweep"] == "expert":
-                        pending.update({pool.submit(work, all_jobs[k]): k for k in range(len(first), len(all_jobs))
-                                        if all_jobs[k]["task"] == all_jobs[i]["task"]})
-    return records
+    experts = {job["task"]: job for job in first if job["sweep"] == "expert"}
+    work = partial(run_job, config=config, out_dir=str(out_dir), tensorboard_log=tensorboard_log)
+    return run_sweep(NAME, config, first + then, work, out_dir, GRID_FIELDS, progress=progress,
+                     needs=lambda job: experts[job["task"]] if job["sweep"] == "discovery" else None)
 
 
 def _returns(records: list[dict], **where) -> list[float]:

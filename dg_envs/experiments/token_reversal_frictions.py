@@ -21,16 +21,19 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from stable_baselines3 import PPO
-from tqdm.auto import tqdm
 
-from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, write_page
+from dg_envs.experiments.common import format_mean_spread, markdown_table, new_figure, run_sweep, write_page
 from dg_envs.experiments.training import RunSpec, sequence_error, train_run
 
 NAME = "token-reversal-frictions"
+
+#: Config fields that change no run's result: they only say which runs exist (left out of the run keys' hash).
+GRID_FIELDS = ("methods", "sizes", "size_methods")
 
 
 @dataclass
@@ -70,6 +73,8 @@ class Config:
     SB3's ``DummyVecEnv`` of per-env wrappers (the same semantics, other random streams)."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Training seeds."""
+    jobs: int = 1
+    """Training runs side by side (processes, one torch thread each)."""
 
     @classmethod
     def quick(cls) -> "Config":
@@ -117,23 +122,28 @@ def run_spec(config: Config, method: str, frictions: dict, length: int, vocab_si
                    tensorboard_log=tensorboard_log, vectorized=config.vectorized)
 
 
+def run_job(job: dict, config: Config, tensorboard_log: str | None = None) -> dict:
+    """Train one grid point of :func:`run`; its greedy sequence error."""
+    length, vocab = job["length"], job["vocab_size"]
+    evaluate = sequence_error({"length": length, "vocab_size": vocab}, episodes=config.eval_episodes)
+    spec = run_spec(config, job["method"], friction_settings(config)[job["friction"]], length, vocab, job["seed"],
+                    tensorboard_log)
+    result = train_run(spec, evaluate)
+    return {"sequence_error": result["final"], "seconds": result["seconds"]}
+
+
 def run(config: Config, progress: bool = True, tensorboard_log: str | None = None,
         out_dir: Path | str = ".") -> list[dict]:
-    """Both sweeps; one record per run (``out_dir``: unused)."""
+    """Both sweeps; one record per run, resumed from ``out_dir``'s records."""
     for method in {*config.methods, *config.size_methods}:  # an unknown name fails before any run
         algorithm(config, method)
+    keys = ("sweep", "friction", "length", "vocab_size", "method", "seed")
     grid = [("frictions", name, config.length, config.vocab_size, m, s)
             for name in friction_settings(config) for m in config.methods for s in config.seeds]
     grid += [("size", "all", h, v, m, s) for h, v in config.sizes for m in config.size_methods for s in config.seeds]
-    settings = friction_settings(config)
-    records = []
-    for sweep, name, length, vocab, method, seed in tqdm(grid, desc=NAME, disable=not progress):
-        evaluate = sequence_error({"length": length, "vocab_size": vocab}, episodes=config.eval_episodes)
-        spec = run_spec(config, method, settings[name], length, vocab, seed, tensorboard_log)
-        result = train_run(spec, evaluate)
-        records.append({"sweep": sweep, "friction": name, "length": length, "vocab_size": vocab, "method": method,
-                        "seed": seed, "sequence_error": result["final"], "seconds": result["seconds"]})
-    return records
+    work = partial(run_job, config=config, tensorboard_log=tensorboard_log)
+    return run_sweep(NAME, config, [dict(zip(keys, point)) for point in grid], work, out_dir, GRID_FIELDS,
+                     progress=progress)
 
 
 def analyse(records: list[dict], out_dir: Path) -> str:

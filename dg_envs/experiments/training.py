@@ -129,6 +129,23 @@ class _UpdateCost(BaseCallback):
         return True
 
 
+def pushes_own_snapshots(algo: type) -> bool:
+    """Whether ``algo`` hands its stale/mismatched actors a policy snapshot after every update itself.
+
+    Ours (:class:`~dg_envs.algos.weighting.WeightedPolicyGradientMixin`) and the reference
+    methods (:class:`~dg_envs.algos.reference.ReferencePolicyGradient`) do; an SB3 baseline
+    needs :class:`~dg_envs.wrappers.SnapshotCallback`. Adding the callback to one that pushes
+    would push twice per update and halve the actor's lag in updates.
+
+    >>> from dg_envs.algos import ALGORITHMS
+    >>> sorted(name for name, algo in ALGORITHMS.items() if not pushes_own_snapshots(algo))
+    ['A2C', 'PPO']
+    """
+    from dg_envs.algos.reference import ReferencePolicyGradient
+
+    return issubclass(algo, (WeightedPolicyGradientMixin, ReferencePolicyGradient))
+
+
 def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: bool = False,
               keep_model: bool = False) -> dict:
     """Train ``spec``; return the final score, the learning curve and what the updates cost.
@@ -142,7 +159,7 @@ def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: boo
                       tensorboard_log=spec.tensorboard_log, **spec.algo_kwargs)
     cost = _UpdateCost()
     callbacks = [cost]
-    if not issubclass(spec.algo, WeightedPolicyGradientMixin):
+    if not pushes_own_snapshots(spec.algo):
         # An SB3 baseline does not feed stale/mismatched actors by itself: without snapshots
         # they would pass its own actions through, and the baseline would face no staleness.
         callbacks.append(SnapshotCallback())

@@ -22,8 +22,12 @@ def _check_quick_outputs(name, table, out_dir) -> list[dict]:
     return records
 
 
-# mujoco's quick run (the slowest) is checked once, with its own assertions, below.
-@pytest.mark.parametrize("name", sorted(set(EXPERIMENTS) - {"mujoco"}))
+# mujoco's quick run (the slowest) is checked once, with its own assertions, below; the
+# paper-budget experiments' quick runs in test_paper.py.
+PAPER_EXPERIMENTS = {"mnist-paper", "token-reversal-paper", "kondo-lengths"}
+
+
+@pytest.mark.parametrize("name", sorted(set(EXPERIMENTS) - {"mujoco"} - PAPER_EXPERIMENTS))
 def test_quick_mode_writes_table_figure_and_records(name, tmp_path):
     table = run_experiment(name, quick=True, seeds=1, out_dir=tmp_path, progress=False)
     records = _check_quick_outputs(name, table, tmp_path)
@@ -138,12 +142,14 @@ def test_experiments_take_their_classes_from_the_registry():
     ("mnist-staleness", {"methods": ("PG", "SAC")}),
     ("token-reversal-frictions", {"methods": ("PPO", "SAC")}),
     ("mujoco", {"methods": ("PPO", "SAC")}),
+    ("mnist-paper", {"method_settings": {"PG": {"algorithm": "SAC"}}, "methods": ("PG",)}),
+    ("token-reversal-paper", {"method_settings": {"DG": {"algorithm": "SAC"}}, "methods": ("DG",)}),
 ])
 def test_invalid_method_fails_before_any_run(name, overrides, tmp_path, monkeypatch):
     from dg_envs.experiments import get_experiment
 
     module = get_experiment(name)
-    monkeypatch.setattr(module, "train_run", _no_training)
+    monkeypatch.setattr(module, "train_run", _no_training, raising=False)  # the paper ones train via paper.py
     with pytest.raises(ValueError, match="algorithm must be one of .* got 'SAC'"):
         run_experiment(name, quick=True, seeds=1, out_dir=tmp_path, progress=False, **overrides)
 
