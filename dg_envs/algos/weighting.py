@@ -37,16 +37,19 @@ from gymnasium import spaces
 from stable_baselines3.common.preprocessing import get_action_dim
 
 from dg_envs.algos.gates import delight, dg_gate, kondo_gate
+from dg_envs.algos.losses import kondo_keep
 from dg_envs.algos.relabel import ExecutedActionMixin
 from dg_envs.validation import check_choice, check_real
 from dg_envs.wrappers.actors import push_policy_snapshot
 
 __all__ = [
-    "SURPRISALS", "MinibatchPairing", "PreparedMinibatch", "ScaleGradient", "WeightedPolicyGradientMixin",
+    "KONDO_WEIGHTINGS", "SURPRISALS", "MinibatchPairing", "PreparedMinibatch", "ScaleGradient", "WeightedPolicyGradientMixin",
     "surprisal", "push_snapshot",
 ]
 
 SURPRISALS = ("auto", "raw", "entropy_centered", "per_dim", "clipped")
+#: How :class:`KondoMixin` weights its survivors: ours (the DG gate) or as the reference code does.
+KONDO_WEIGHTINGS = ("gate", "reference")
 LOG_DENSITY_CLIP = 10.0
 
 
@@ -107,6 +110,8 @@ class PreparedMinibatch(NamedTuple):
     """Samples of ``batch`` in the policy gradient (None: all)."""
     value_mask: th.Tensor | None = None
     """Samples of ``batch`` in the value loss (None: all)."""
+    screened: int | None = None
+    """Samples screened to choose ``batch`` (None: ``batch`` is the whole minibatch)."""
 
 
 class MinibatchPairing:
@@ -309,7 +314,32 @@ class KondoMixin(DelightMixin):
     and the value loss's gradient comes from the uniform ones only (an unbiased critic for at
     most twice the kept cost). ``"kept"``: policy and value losses on the kept samples only
     (cheapest; the critic then sees only high-delight samples and drifts).
+
+    ``weighting`` says how the survivors' policy gradient is weighted:
+
+    * ``"gate"`` (default, ours): exactly the top ``k = max(1, round(keep_fraction * n))`` by
+      delight (ties broken by ``torch.topk``), each weighted by the DG gate
+      ``sigmoid(chi / eta)``, the loss averaged over the processed (selected) samples as SB3 does;
+    * ``"reference"``: as the papers' code weights them (``egg/losses/kondo.py``, transcribed as
+      :func:`dg_envs.algos.losses.kondo_loss`): survivors of
+      :func:`~dg_envs.algos.losses.kondo_keep` (every sample tied with the ``k``-th delight
+      kept too; with ``price``: ``chi > price``) weighted 1, and the sum divided by *all*
+      ``n_screened`` samples of the minibatch. SB3 averages over the ``n_selected`` processed
+      samples, so each survivor's gradient is scaled by ``n_selected / n_screened``: for A2C
+      the policy gradient is then exactly ``kondo_loss``'s, for PPO it is the clipped
+      surrogate of the survivors summed and divided by ``n_screened``. Needs ``kondo_eta = 0``
+      (the reference's gate is hard).
+
+    What still differs from the reference with ``"reference"``: the reference runs the full
+    backward pass and masks the screened-out samples, we skip their backward; and our SB3
+    version keeps a critic (trained on the uniform sample) and, for PPO, the ratio clipping.
+
+    >>> from dg_envs.algos import KondoA2C
+    >>> KondoA2C("MlpPolicy", "CartPole-v1", keep_fraction=0.03, weighting="reference").weighting
+    'reference'
     """
+
+    weighting: str = "gate"  # models saved before the option load with ours
 
     def __init__(
         self,
@@ -319,6 +349,7 @@ class KondoMixin(DelightMixin):
         kondo_eta: float = 0.0,
         screen: str = "current",
         value_samples: str = "uniform",
+        weighting: str = "gate",
         **kwargs: Any,
     ) -> None:
         if keep_fraction is not None and price is not None:
@@ -331,6 +362,9 @@ class KondoMixin(DelightMixin):
         self.kondo_eta = check_real(kondo_eta, "kondo_eta", low=0.0)
         self.screen = check_choice(screen, "screen", ("current", "cached"))
         self.value_samples = check_choice(value_samples, "value_samples", ("uniform", "kept"))
+        self.weighting = check_choice(weighting, "weighting", KONDO_WEIGHTINGS)
+        if self.weighting == "reference" and self.kondo_eta != 0.0:
+            raise ValueError(f"weighting='reference' is the reference's hard gate: kondo_eta must be 0, got {kondo_eta!r}")
         super().__init__(*args, **kwargs)
 
     def train(self) -> None:
@@ -356,23 +390,34 @@ class KondoMixin(DelightMixin):
             else:
                 _, log_prob, entropy = self._evaluate_actions(batch.observations, self._actions_for_policy(batch.actions))
             surprise = self._surprise(log_prob.flatten(), entropy)
-            keep = kondo_gate(adv, -surprise, price=self.price, keep_fraction=self.keep_fraction, eta=self.kondo_eta)
+            if self.weighting == "reference" and self.keep_fraction is not None:  # ties at the k-th delight kept
+                keep = kondo_keep(adv, -surprise, self.keep_fraction)
+            else:
+                keep = kondo_gate(adv, -surprise, price=self.price, keep_fraction=self.keep_fraction, eta=self.kondo_eta)
             if not keep.any():  # SB3's train() needs a non-empty batch: keep the most delightful
                 keep[th.argmax(delight(adv, -surprise))] = True
+        screened = len(keep)
         if bool(keep.all()):
-            return PreparedMinibatch(batch)
+            return PreparedMinibatch(batch, screened=screened)
         if self.value_samples == "kept":
-            return PreparedMinibatch(_select(batch, keep))
+            return PreparedMinibatch(_select(batch, keep), screened=screened)
         # The critic learns from a uniform sample as large as the kept set: kept samples alone
         # (high delight) would bias V upwards and make every advantage negative.
         value = th.zeros_like(keep)
         value[th.randperm(len(keep), device=keep.device)[: int(keep.sum())]] = True
         selected = keep | value
-        return PreparedMinibatch(_select(batch, selected), policy_mask=keep[selected], value_mask=value[selected])
+        return PreparedMinibatch(_select(batch, selected), policy_mask=keep[selected], value_mask=value[selected],
+                                 screened=screened)
 
     def _sample_weights(self, prepared, advantages, log_prob, surprise):
+        mask = prepared.policy_mask
+        if self.weighting == "reference":
+            # Survivors weigh 1 and the sum is over all screened samples; SB3 divides by the
+            # processed ones, so n_selected / n_screened turns its mean into the reference's.
+            keep = th.ones_like(advantages) if mask is None else mask.to(advantages.dtype)
+            return keep * (len(advantages) / (prepared.screened or len(advantages)))
         w = super()._sample_weights(prepared, advantages, log_prob, surprise)
-        return w if prepared.policy_mask is None else w * prepared.policy_mask
+        return w if mask is None else w * mask
 
     def _value_weights(self, prepared):
         return None if prepared.value_mask is None else prepared.value_mask.float()
