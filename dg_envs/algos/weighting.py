@@ -43,8 +43,8 @@ from dg_envs.validation import check_choice, check_real
 from dg_envs.wrappers.actors import push_policy_snapshot
 
 __all__ = [
-    "KONDO_WEIGHTINGS", "SURPRISALS", "MinibatchPairing", "PreparedMinibatch", "ScaleGradient", "WeightedPolicyGradientMixin",
-    "surprisal", "push_snapshot",
+    "KONDO_WEIGHTINGS", "SURPRISALS", "MinibatchPairing", "PreparedMinibatch", "ScaleGradient",
+    "WeightedPolicyGradientMixin", "surprisal", "push_snapshot",
 ]
 
 SURPRISALS = ("auto", "raw", "entropy_centered", "per_dim", "clipped")
@@ -364,7 +364,8 @@ class KondoMixin(DelightMixin):
         self.value_samples = check_choice(value_samples, "value_samples", ("uniform", "kept"))
         self.weighting = check_choice(weighting, "weighting", KONDO_WEIGHTINGS)
         if self.weighting == "reference" and self.kondo_eta != 0.0:
-            raise ValueError(f"weighting='reference' is the reference's hard gate: kondo_eta must be 0, got {kondo_eta!r}")
+            raise ValueError(
+                f"weighting='reference' is the reference's hard gate: kondo_eta must be 0, got {kondo_eta!r}")
         super().__init__(*args, **kwargs)
 
     def train(self) -> None:
@@ -390,10 +391,11 @@ class KondoMixin(DelightMixin):
             else:
                 _, log_prob, entropy = self._evaluate_actions(batch.observations, self._actions_for_policy(batch.actions))
             surprise = self._surprise(log_prob.flatten(), entropy)
-            if self.weighting == "reference" and self.keep_fraction is not None:  # ties at the k-th delight kept
-                keep = kondo_keep(adv, -surprise, self.keep_fraction)
+            if self.weighting == "reference" and self.keep_fraction is not None:
+                keep = kondo_keep(adv, -surprise, self.keep_fraction)  # ties at the k-th delight all kept
             else:
-                keep = kondo_gate(adv, -surprise, price=self.price, keep_fraction=self.keep_fraction, eta=self.kondo_eta)
+                keep = kondo_gate(adv, -surprise, price=self.price, keep_fraction=self.keep_fraction,
+                                  eta=self.kondo_eta)
             if not keep.any():  # SB3's train() needs a non-empty batch: keep the most delightful
                 keep[th.argmax(delight(adv, -surprise))] = True
         screened = len(keep)

@@ -1,4 +1,4 @@
-"""KondoMixin's ``weighting="reference"``: the reference's survivors (ties kept), weight 1, sum over all screened samples."""
+"""KondoMixin's ``weighting="reference"``: the reference's survivors (ties kept), weight 1, summed over all screened."""
 
 import copy
 import os
