@@ -60,6 +60,7 @@ from dg_envs.algos.losses import (
     LossOutput, cross_entropy_loss, dg_loss, kondo_keep, kondo_loss, pmpo_loss, ppo_loss, reinforce_loss,
 )
 from dg_envs.algos.relabel import BehaviorRolloutBuffer, ExecutedActionMixin
+from dg_envs.algos.transformer import whole_answer_log_prob
 from dg_envs.algos.weighting import push_snapshot
 from dg_envs.validation import check_int, check_real
 
@@ -168,20 +169,37 @@ class ReferencePolicyGradient(ExecutedActionMixin, OnPolicyAlgorithm):
         """``log pi(a|s)`` from the actor alone (the value head is not evaluated)."""
         return self.policy.get_distribution(observations).log_prob(actions)
 
+    def _rollout_log_prob(self, batch: Any) -> th.Tensor:
+        """``log pi`` of every sample of the whole, unshuffled rollout (``BehaviorRolloutBuffer.whole``).
+
+        Token reversal with the reference transformer (``readout="previous"``): one pass per
+        answer instead of one per token (:func:`~dg_envs.algos.transformer.whole_answer_log_prob`);
+        otherwise sample by sample.
+        """
+        obs, actions = batch.observations, self._policy_actions(batch.actions)
+        length = getattr(self.policy.pi_features_extractor, "length", None)
+        if isinstance(obs, th.Tensor) and isinstance(length, int) and self.n_steps % length == 0:
+            per_answer = whole_answer_log_prob(
+                self.policy, obs.reshape(-1, length, *obs.shape[1:]), actions.reshape(-1, length)
+            )
+            if per_answer is not None:
+                return per_answer
+        return self._log_prob(obs, actions)
+
     def _loss(self, log_prob: th.Tensor, batch: Any) -> LossOutput:
         """The class's pure loss on the whole batch."""
         raise NotImplementedError
 
     def _policy_loss(self, batch: Any) -> tuple[LossOutput, th.Tensor, int]:
         """(loss, detached log-probs of all samples, samples through the backward pass)."""
-        log_prob = self._log_prob(batch.observations, self._policy_actions(batch.actions))
+        log_prob = self._rollout_log_prob(batch)
         return self._loss(log_prob, batch), log_prob.detach(), len(log_prob)
 
     # -- SB3 ----------------------------------------------------------------------------------
     def train(self) -> None:
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        batch = next(self.rollout_buffer.get(batch_size=None))  # the whole rollout, once
+        batch = self.rollout_buffer.whole()  # the whole rollout, once, in step order
         out, log_prob, backward = self._policy_loss(batch)
         self.policy.optimizer.zero_grad()
         out.loss.backward()
@@ -295,7 +313,7 @@ class KondoPG(ReferencePolicyGradient):
     def _policy_loss(self, batch):
         obs, actions = batch.observations, self._policy_actions(batch.actions)
         with th.no_grad():
-            screened = self._log_prob(obs, actions)
+            screened = self._rollout_log_prob(batch)
         keep = kondo_keep(batch.advantages, screened, self.keep_fraction)
         idx = keep.nonzero().flatten()
         log_prob = screened.index_put((idx,), self._log_prob(obs[idx], actions[idx]))

@@ -119,6 +119,12 @@ class BehaviorRolloutBuffer(RolloutBuffer):
             self.behavior_log_probs = self.swap_and_flatten(self.behavior_log_probs)
         yield from super().get(batch_size)
 
+    def whole(self) -> BehaviorRolloutBufferSamples:
+        """The whole rollout as one batch, unshuffled: entry ``i * buffer_size + t`` is sub-env ``i``'s step ``t``."""
+        if not self.generator_ready:
+            next(self.get())  # flattens the arrays (drawing get()'s permutation, as a first get() does)
+        return self._get_samples(np.arange(self.buffer_size * self.n_envs))
+
     def _get_samples(self, batch_inds: np.ndarray, env=None) -> BehaviorRolloutBufferSamples:  # type: ignore[override]
         samples = super()._get_samples(batch_inds, env)
         return BehaviorRolloutBufferSamples(*samples, self.to_torch(self.behavior_log_probs[batch_inds].flatten()))
@@ -212,7 +218,12 @@ def relabel_rollout_buffer(policy, rollout_buffer: RolloutBuffer, step_infos: li
     if isinstance(action_space, spaces.Discrete):
         actions = actions.long().flatten()
     with th.no_grad():  # the actor alone (evaluate_actions would also run the critic)
-        log_prob = policy.get_distribution(obs_as_tensor(obs_batch, policy.device)).log_prob(actions)
+        # Every entry relabelled (a stale actor): whole token-reversal answers in one pass each
+        # where the policy allows it; (r, c) then runs over the buffer in (step, env) order.
+        log_prob = _whole_answers_log_prob(policy, obs, rollout_buffer.actions, len(step_infos)) \
+            if len(rows) == n_total else None
+        if log_prob is None:
+            log_prob = policy.get_distribution(obs_as_tensor(obs_batch, policy.device)).log_prob(actions)
     new_log_probs = log_prob.flatten().cpu().numpy()
     if has_behaviour:
         behaviour_lp = rollout_buffer.log_probs.copy()
@@ -223,3 +234,19 @@ def relabel_rollout_buffer(policy, rollout_buffer: RolloutBuffer, step_infos: li
         rollout_buffer.behavior_filled = True
     rollout_buffer.log_probs[r, c] = new_log_probs
     return len(rows)
+
+
+def _whole_answers_log_prob(policy, observations: Any, actions: np.ndarray, n_steps: int) -> th.Tensor | None:
+    """The rollout policy's log-probs of the first ``n_steps`` buffer rows, ``(n_steps * n_envs,)`` in (step, env)
+    order, one pass per whole answer (:func:`~dg_envs.algos.transformer.whole_answer_log_prob`); None where that does
+    not apply (then the caller evaluates entry by entry)."""
+    from dg_envs.algos.transformer import whole_answer_log_prob
+
+    length = getattr(getattr(policy, "pi_features_extractor", None), "length", None)
+    if isinstance(observations, dict) or not isinstance(length, int) or n_steps % length:
+        return None
+    obs = th.as_tensor(observations[:n_steps], device=policy.device).transpose(0, 1)  # (env, step, ...)
+    acts = th.as_tensor(actions[:n_steps], device=policy.device).long().transpose(0, 1)
+    n_envs = obs.shape[0]
+    log_prob = whole_answer_log_prob(policy, obs.reshape(-1, length, *obs.shape[2:]), acts.reshape(-1, length))
+    return None if log_prob is None else log_prob.reshape(n_envs, n_steps).T

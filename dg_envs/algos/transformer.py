@@ -10,10 +10,10 @@ default, as in the DG papers), and returns the hidden state at the answer slot b
 The reference code's transformer (google-deepmind/egg, ``egg/networks/transformers.py``:
 embed 64, 4 heads, 3 layers, feed-forward 128, pre-norm blocks, ReLU, no biases, no final
 norm, learned position embeddings, causal over prompt + answer) is
-``TokenTransformerExtractor`` with :data:`REFERENCE_TRANSFORMER_KWARGS`. What still differs:
-the reference predicts answer token ``k`` from the position of the token before it
-(next-token prediction); here from the answer slot being written, which holds a learned
-"blank" embedding (vocabulary ``M + 1``) — it sees the same tokens. SB3 adds its own output
+``TokenTransformerExtractor`` with :data:`REFERENCE_TRANSFORMER_KWARGS`, which also predicts
+answer token ``k`` from the position of the token before it, as the reference does
+(``readout="previous"``: next-token prediction; the default ``"slot"`` reads the answer slot
+being written, which holds a learned "blank" embedding — it sees the same tokens). SB3 adds its own output
 layer (``action_net``, with a bias; the reference's has none) and a value head (unused by
 :mod:`dg_envs.algos.reference`). Initialisations are PyTorch's, not Flax's.
 
@@ -31,15 +31,22 @@ from __future__ import annotations
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.preprocessing import preprocess_obs
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-__all__ = ["REFERENCE_TRANSFORMER_KWARGS", "TokenTransformerExtractor"]
+from dg_envs.validation import check_choice
+
+__all__ = ["REFERENCE_TRANSFORMER_KWARGS", "TokenTransformerExtractor", "whole_answer_log_prob"]
 
 #: ``features_extractor_kwargs`` for the reference code's transformer (``egg/networks/transformers.py``).
 REFERENCE_TRANSFORMER_KWARGS = dict(
-    d_model=64, n_heads=4, n_layers=3, dim_feedforward=128, bias=False, final_norm=False
+    d_model=64, n_heads=4, n_layers=3, dim_feedforward=128, bias=False, final_norm=False, readout="previous"
 )
+
+#: Where the features of the answer token being written are read (see :class:`TokenTransformerExtractor`).
+READOUTS = ("slot", "previous")
 
 
 class TokenTransformerExtractor(BaseFeaturesExtractor):
@@ -53,6 +60,13 @@ class TokenTransformerExtractor(BaseFeaturesExtractor):
     :param bias: biases in the attention, feed-forward and LayerNorm layers (default True;
         the reference has none).
     :param final_norm: a LayerNorm on the returned features (default True; the reference has none).
+    :param readout: where answer token ``t`` is predicted from: ``"slot"`` (default) the answer
+        slot being written, ``H + t``, which holds the blank token; ``"previous"`` the token
+        before it, ``H + t - 1`` (the reference's next-token prediction; for ``t = 0`` the last
+        prompt token). Both see the prompt and the answer so far. With ``"previous"`` the
+        features of all ``H`` steps of an answer come from one pass over it
+        (:meth:`answer_features`), which :func:`whole_answer_log_prob` uses to train on whole
+        answers ``H`` times cheaper than one pass per token.
     """
 
     def __init__(
@@ -64,7 +78,9 @@ class TokenTransformerExtractor(BaseFeaturesExtractor):
         dim_feedforward: int | None = None,
         bias: bool = True,
         final_norm: bool = True,
+        readout: str = "slot",
     ) -> None:
+        readout = check_choice(readout, "readout", READOUTS)
         if not isinstance(observation_space, spaces.MultiDiscrete):
             raise ValueError(f"observation_space must be MultiDiscrete, got {observation_space}")
         nvec = np.asarray(observation_space.nvec).reshape(-1)
@@ -77,7 +93,7 @@ class TokenTransformerExtractor(BaseFeaturesExtractor):
         if not layout_ok:
             raise ValueError(f"expected MultiDiscrete([M]*H + [M+1]*H + [H+1]), got nvec={nvec.tolist()}")
         super().__init__(observation_space, features_dim=d_model)
-        self.length, self.vocab_size = H, M
+        self.length, self.vocab_size, self.readout = H, M, readout
         self.token_embedding = nn.Embedding(M + 1, d_model)  # M tokens + blank
         self.position_embedding = nn.Parameter(th.randn(2 * H, d_model))  # as large as token embeddings: attention must find positions
         layer = nn.TransformerEncoderLayer(
@@ -87,11 +103,74 @@ class TokenTransformerExtractor(BaseFeaturesExtractor):
         self.norm = nn.LayerNorm(d_model, bias=bias) if final_norm else nn.Identity()
         self.register_buffer("causal_mask", nn.Transformer.generate_square_subsequent_mask(2 * H), persistent=False)
 
-    def forward(self, observations: th.Tensor) -> th.Tensor:
+    def _encode(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """Hidden states of the ``2H`` tokens ``(B, 2H, d)`` and the position being written ``(B,)``."""
         H, M, B = self.length, self.vocab_size, observations.shape[0]
         prompt = observations[:, : H * M].reshape(B, H, M).argmax(-1)
         answer = observations[:, H * M : H * M + H * (M + 1)].reshape(B, H, M + 1).argmax(-1)
         position = observations[:, H * M + H * (M + 1) :].argmax(-1).clamp(max=H - 1)  # H: episode over
         x = self.token_embedding(th.cat([prompt, answer], dim=1)) + self.position_embedding
-        h = self.transformer(x, mask=self.causal_mask, is_causal=True)
-        return self.norm(h[th.arange(B, device=h.device), H + position])
+        return self.transformer(x, mask=self.causal_mask, is_causal=True), position
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        h, position = self._encode(observations)
+        slot = self.length + position - int(self.readout == "previous")
+        return self.norm(h[th.arange(len(h), device=h.device), slot])
+
+    def answer_features(self, observations: th.Tensor) -> th.Tensor:
+        """Features of every step of whole answers from one pass each: ``(B, H, d)``.
+
+        ``observations``: preprocessed (one-hot) observations of each answer's *last* step
+        (position ``H - 1``: the prompt and the first ``H - 1`` answer tokens). Row ``t`` equals
+        :meth:`forward` on that answer's step-``t`` observation (causal attention: the hidden
+        state at ``H + t - 1`` sees only the prompt and the first ``t`` answer tokens). Needs
+        ``readout="previous"``.
+        """
+        if self.readout != "previous":
+            raise ValueError(f"answer_features needs readout='previous', this extractor has readout={self.readout!r}")
+        h, _ = self._encode(observations)
+        return self.norm(h[:, self.length - 1 : 2 * self.length - 1])
+
+
+def whole_answer_log_prob(policy: ActorCriticPolicy, observations: th.Tensor, actions: th.Tensor) -> th.Tensor | None:
+    """``log pi(a_t | s_t)`` of every step of whole answers, one transformer pass per answer; None where it does not apply.
+
+    SB3 stores one sample per answer token, so evaluating a rollout runs the ``2H``-token
+    transformer once per token. With ``readout="previous"`` (next-token prediction, as the
+    reference) one pass over an answer's last observation gives all ``H`` steps' features
+    (:meth:`TokenTransformerExtractor.answer_features`): ``H`` times fewer passes, the same
+    log-probabilities (to float rounding) and gradient.
+
+    :param policy: an SB3 ``ActorCriticPolicy``.
+    :param observations: raw (not one-hot) observations ``(E, H, 2H + 1)``: ``E`` whole answers,
+        in step order.
+    :param actions: ``(E, H)`` the actions to score (e.g. the executed tokens).
+    :return: ``(E * H,)`` log-probabilities in the order of ``observations.reshape(E * H, -1)``,
+        or None when the policy's extractor is not a :class:`TokenTransformerExtractor` with
+        ``readout="previous"``, or the rows are not whole answers (each row's step ``t`` at
+        position ``t``, holding the prompt and the first ``t`` tokens of the row's last step);
+        the caller then evaluates step by step.
+    """
+    extractor = getattr(policy, "pi_features_extractor", None)
+    if (not isinstance(extractor, TokenTransformerExtractor) or extractor.readout != "previous"
+            or not isinstance(policy.action_space, spaces.Discrete)):
+        return None
+    H, M = extractor.length, extractor.vocab_size
+    if observations.ndim != 3 or observations.shape[1:] != (H, 2 * H + 1) or actions.shape != observations.shape[:2]:
+        return None
+    obs, last = observations.long(), observations[:, -1].long()
+    steps = th.arange(H, device=obs.device)
+    # What step t of an answer must hold: its prompt, its first t tokens, blanks after, position t.
+    written = steps[None, :, None] > steps[None, None, :]  # (1, t, slot): slot j < t is written
+    answer = th.where(written, last[:, None, H : 2 * H], th.full_like(obs[..., H : 2 * H], M))
+    whole = (
+        (obs[..., :H] == last[:, None, :H]).all()
+        and (obs[..., H : 2 * H] == answer).all()
+        and (obs[..., 2 * H] == steps).all()
+    )
+    if not whole:
+        return None
+    features = extractor.answer_features(preprocess_obs(last, policy.observation_space))  # (E, H, d)
+    logits = policy.action_net(policy.mlp_extractor.forward_actor(features))
+    distribution = policy.action_dist.proba_distribution(action_logits=logits.reshape(-1, logits.shape[-1]))
+    return distribution.log_prob(actions.reshape(-1))

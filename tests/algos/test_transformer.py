@@ -3,6 +3,7 @@
 import time
 
 import gymnasium as gym
+import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
@@ -12,7 +13,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import dg_envs  # noqa: F401
 from dg_envs.algos import DGPPO, TokenTransformerExtractor
-from dg_envs.algos.transformer import REFERENCE_TRANSFORMER_KWARGS
+from dg_envs.algos.transformer import REFERENCE_TRANSFORMER_KWARGS, whole_answer_log_prob
 
 ENV_ID = "dg_envs/TokenReversal-v0"
 
@@ -111,3 +112,114 @@ def test_dgppo_solves_token_reversal_h4_m2():
         assert time.process_time() - start < 60
     finally:
         th.set_num_threads(threads)
+
+
+# -- readout="previous" and whole answers in one pass -------------------------------------------
+
+def random_answers(H, M, E, seed=0):
+    """Raw observations ``(E, H, 2H + 1)`` of ``E`` whole answers, step by step, and their tokens."""
+    rng = np.random.default_rng(seed)
+    prompts, answers = rng.integers(0, M, (E, H)), rng.integers(0, M, (E, H))
+    obs = np.zeros((E, H, 2 * H + 1), dtype=np.int64)
+    for t in range(H):
+        obs[:, t, :H] = prompts
+        obs[:, t, H : 2 * H] = np.where(np.arange(H) < t, answers, M)
+        obs[:, t, 2 * H] = t
+    return th.as_tensor(obs), th.as_tensor(answers)
+
+
+def test_readout_previous_reads_the_token_before_the_slot():
+    H, M = 3, 2
+    space = spaces.MultiDiscrete([M] * H + [M + 1] * H + [H + 1])
+    th.manual_seed(0)
+    ext = TokenTransformerExtractor(space, readout="previous")
+    h, _ = ext._encode(preprocess_obs(th.tensor([[0, 1, 1, 1, 2, 2, 1]]), space))
+    assert th.equal(ext(preprocess_obs(th.tensor([[0, 1, 1, 1, 2, 2, 1]]), space)), ext.norm(h[:, H + 1 - 1]))
+    # Writing slot 1 never reads the blank there (nor anything later): it is the next-token prediction.
+    a, b = th.tensor([[0, 1, 1, 1, 2, 2, 1]]), th.tensor([[0, 1, 1, 1, 0, 1, 1]])
+    assert th.equal(ext(preprocess_obs(a, space)), ext(preprocess_obs(b, space)))
+    with pytest.raises(ValueError, match="readout must be one of 'slot', 'previous'"):
+        TokenTransformerExtractor(space, readout="next")
+    with pytest.raises(ValueError, match="readout='previous'"):
+        TokenTransformerExtractor(space).answer_features(preprocess_obs(a, space))
+
+
+def test_answer_features_equal_step_by_step_features():
+    H, M, E = 5, 3, 7
+    space = spaces.MultiDiscrete([M] * H + [M + 1] * H + [H + 1])
+    th.manual_seed(0)
+    ext = TokenTransformerExtractor(space, **REFERENCE_TRANSFORMER_KWARGS)
+    obs, _ = random_answers(H, M, E)
+    whole = ext.answer_features(preprocess_obs(obs[:, -1], space))
+    step_by_step = ext(preprocess_obs(obs.reshape(E * H, -1), space)).reshape(E, H, -1)
+    assert whole.shape == (E, H, 64)
+    assert (whole - step_by_step).abs().max() <= 1e-5
+
+
+def reference_dgpg(frictions=None, readout="previous", H=4, n_envs=20):
+    from dg_envs.algos import DGPG
+    from dg_envs.vec_env import make_vec_env
+
+    venv = make_vec_env(ENV_ID, n_envs=n_envs, seed=0, env_kwargs=dict(length=H, group_size=10), frictions=frictions)
+    kwargs = {**REFERENCE_TRANSFORMER_KWARGS, "readout": readout}
+    return DGPG("MlpPolicy", venv, seed=0, n_steps=2 * H, policy_kwargs=dict(
+        features_extractor_class=TokenTransformerExtractor, features_extractor_kwargs=kwargs, net_arch=[]))
+
+
+def test_whole_answer_log_prob_equals_per_token_and_gives_the_same_gradient():
+    """A rollout under a stale actor and the lying bug (every entry relabelled, landmines injected)."""
+    model = reference_dgpg({"stale": {"lag": 2}, "bug": {"p": 0.3, "per": "episode"}})
+    model.learn(3 * model.n_steps * model.n_envs)
+    batch = model.rollout_buffer.whole()
+    actions = model._policy_actions(batch.actions)
+    obs = batch.observations.reshape(-1, 4, batch.observations.shape[-1])
+    whole = whole_answer_log_prob(model.policy, obs, actions.reshape(-1, 4))
+    assert whole is not None and whole.shape == (model.n_steps * model.n_envs,)
+    per_token = model._log_prob(batch.observations, actions)
+    assert (whole - per_token).abs().max() <= 1e-5
+    grads = []
+    for log_prob in (whole, per_token):
+        model.policy.zero_grad()
+        model._loss(log_prob, batch).loss.backward()
+        grads.append(th.cat([p.grad.flatten() for p in model.policy.parameters() if p.grad is not None]))
+    assert (grads[0] - grads[1]).abs().max() <= 1e-6
+
+
+def test_relabelling_every_entry_scores_whole_answers(monkeypatch):
+    """Under a stale actor every entry is relabelled: the rollout policy's log-probs come one pass per answer."""
+    import dg_envs.algos.transformer as transformer
+
+    calls = []
+
+    def spy(*args):
+        calls.append(transformer_whole(*args))
+        return calls[-1]
+
+    transformer_whole = transformer.whole_answer_log_prob
+    monkeypatch.setattr(transformer, "whole_answer_log_prob", spy)
+    model = reference_dgpg({"stale": {"lag": 2}})
+    _, callback = model._setup_learn(model.n_steps * model.n_envs, None)
+    callback.on_training_start(locals(), globals())
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+    buffer = model.rollout_buffer
+    assert model.relabelled_fraction == 1.0
+    assert len(calls) == 1 and calls[0] is not None
+    obs = th.as_tensor(buffer.observations.reshape(-1, buffer.observations.shape[-1]))
+    with th.no_grad():
+        expected = model.policy.get_distribution(obs).log_prob(th.as_tensor(buffer.actions.reshape(-1)).long())
+    assert np.abs(buffer.log_probs.reshape(-1) - expected.numpy()).max() <= 1e-5
+
+
+def test_whole_answer_log_prob_declines_what_it_cannot_do():
+    H, M = 4, 2
+    obs, answers = random_answers(H, M, 6)
+    slot = reference_dgpg(readout="slot")
+    assert whole_answer_log_prob(slot.policy, obs, answers) is None
+    model = reference_dgpg()
+    assert whole_answer_log_prob(model.policy, obs, answers) is not None
+    broken = obs.clone()
+    broken[2, 1, H] = 1 - broken[2, 1, H]  # step 1 wrote another first token than the last step holds
+    assert whole_answer_log_prob(model.policy, broken, answers) is None
+    assert whole_answer_log_prob(model.policy, obs[:, 1:], answers[:, 1:]) is None  # not whole answers
+    mlp = PPO("MlpPolicy", gym.make(ENV_ID, length=H, vocab_size=M), n_steps=8, batch_size=8)
+    assert whole_answer_log_prob(mlp.policy, obs, answers) is None
