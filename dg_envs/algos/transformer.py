@@ -103,18 +103,23 @@ class TokenTransformerExtractor(BaseFeaturesExtractor):
         self.norm = nn.LayerNorm(d_model, bias=bias) if final_norm else nn.Identity()
         self.register_buffer("causal_mask", nn.Transformer.generate_square_subsequent_mask(2 * H), persistent=False)
 
-    def _encode(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        """Hidden states of the ``2H`` tokens ``(B, 2H, d)`` and the position being written ``(B,)``."""
+    def _encode(self, observations: th.Tensor, tokens: int | None = None) -> tuple[th.Tensor, th.Tensor]:
+        """Hidden states of the first ``tokens`` (default all ``2H``) tokens ``(B, tokens, d)`` and the position being
+        written ``(B,)``. Causal attention: the states of the first tokens do not depend on the others."""
         H, M, B = self.length, self.vocab_size, observations.shape[0]
         prompt = observations[:, : H * M].reshape(B, H, M).argmax(-1)
         answer = observations[:, H * M : H * M + H * (M + 1)].reshape(B, H, M + 1).argmax(-1)
         position = observations[:, H * M + H * (M + 1) :].argmax(-1).clamp(max=H - 1)  # H: episode over
-        x = self.token_embedding(th.cat([prompt, answer], dim=1)) + self.position_embedding
-        return self.transformer(x, mask=self.causal_mask, is_causal=True), position
+        n = 2 * H if tokens is None else tokens
+        x = (self.token_embedding(th.cat([prompt, answer], dim=1)) + self.position_embedding)[:, :n]
+        return self.transformer(x, mask=self.causal_mask[:n, :n], is_causal=True), position
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
-        h, position = self._encode(observations)
+        position = observations[:, -(self.length + 1) :].argmax(-1).clamp(max=self.length - 1)
         slot = self.length + position - int(self.readout == "previous")
+        # Only the tokens up to the last slot read: early in an answer (a rollout step) that is
+        # H + 1 of the 2H tokens, and nothing after them can change the result.
+        h, _ = self._encode(observations, tokens=int(slot.max()) + 1 if len(slot) else None)
         return self.norm(h[th.arange(len(h), device=h.device), slot])
 
     def answer_features(self, observations: th.Tensor) -> th.Tensor:
