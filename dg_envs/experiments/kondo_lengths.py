@@ -64,12 +64,11 @@ LABELS = ("Kondo 3%", "DG", "PMPO", "PPO", "REINFORCE")
 class Config:
     """Settings of the length sweep.
 
-    Timing on this 2-core machine, one torch thread per run, the other core busy: a reference
-    method's update costs about ``0.12 s x (H / 4)^2`` (``n_steps`` = H rollout steps, and each
-    token's sample runs the 2H-token transformer): measured 1,000 updates at H=4 in 117 s (DG)
-    and 88 s (Kondo 3%), and over 10 updates 0.64-0.70 s per update at H=10 and 3.3 s at H=20
-    (a 55-minute run). The full sweep (7 lengths x 5 methods x 3 seeds = 105 runs, 1,000
-    updates) is ~30 hours of one core, 40% of it at H=20.
+    Timing on this 2-core machine, one torch thread per run, other jobs running: each answer is
+    scored in one transformer pass (:func:`~dg_envs.algos.transformer.whole_answer_log_prob`),
+    so DG's update costs 0.045 s at H=4 and 0.47 s at H=20 (the rollout's H steps dominate:
+    each runs the transformer over the tokens so far). The full sweep (7 lengths x 5 methods x
+    3 seeds = 105 runs, 1,000 updates) is ~6 hours of one core, a third of it at H=20.
     """
 
     methods: tuple[str, ...] = LABELS

@@ -88,21 +88,17 @@ SB3_LABELS = ("sb3:DGPPO", "sb3:DGA2C", "sb3:KondoPPO", "sb3:PPO", "sb3:PG", "sb
 class Config:
     """Settings of the paper-budget token-reversal sweep.
 
-    Timing on this 2-core machine, one torch thread per run, the other core busy (load 2-4),
-    measured over 15 updates at H=10 and extrapolated: seconds per update, clean / all four
-    frictions / stale alone:
-
-    * reference methods 0.7-1.0 / 1.0-1.4 / 0.9-1.4 s (Kondo 3%: 0.33 / 0.7-0.9 / 0.6-0.85 s:
-      only its kept samples get a differentiable forward and backward);
-    * ``sb3:`` A2C's family (DGA2C, PG, IWPG) 0.6 / 1.1-2.1 / 1.0-1.1 s; PPO's family (4 epochs
-      of 4 minibatches) 1.0-3.3 / 2.1-3.7 / 1.4-2.4 s.
-
-    Most of it is the transformer: SB3 stores one sample per token, so an update runs the
-    2H-token sequence once per answer token (the reference runs each answer once). So at
-    1,000 updates a run takes 6-60 minutes (reference methods 12-25), one seed of all 11
-    methods in one setting ~4 hours, and the full sweep (6 settings x 11 methods x 3 seeds =
-    198 runs) ~75 hours of one core (reference methods alone: ~25 hours); x10 at 10,000
-    updates. A sweep for ``jobs=N`` on a larger machine, resumed across sittings.
+    Timing on this 2-core machine, one torch thread per run, other jobs running (load 4-5), over
+    15 updates at H=10: the reference methods score each answer in one transformer pass
+    (:func:`~dg_envs.algos.transformer.whole_answer_log_prob`), DG 0.22 s per update clean and
+    0.37-0.54 s with all four frictions (a stale actor runs its own snapshot forward every
+    step), so a run of 1,000 updates takes 4-9 minutes. The ``sb3:`` methods evaluate minibatches
+    of single tokens, one 2H-token pass each: ``sb3:DGPPO`` (4 epochs of 4 minibatches) 3.3 s
+    per update with all four frictions, ~55 minutes a run. The reference methods' grid (6
+    settings x 5 methods x 3 seeds = 90 runs) is ~10 hours of one core, the ``sb3:`` grid ~5x
+    that; x10 at 10,000 updates. A sweep for ``jobs=N`` on a larger machine, resumed across
+    sittings; ``--set settings=...`` / ``--set methods=...`` run part of the grid first (the
+    records stay valid for the whole grid).
     """
 
     methods: tuple[str, ...] = REFERENCE_LABELS + SB3_LABELS
