@@ -2,6 +2,8 @@
 
 import gymnasium as gym
 
+from dg_envs.envs.dmc import DMC_IDS, DMC_TASKS, dmc_id  # no dm_control import: the ids load it lazily
+
 ENV_IDS = (
     "dg_envs/KArmedBandit-v0",
     "dg_envs/ContextualBandit-v0",
@@ -37,3 +39,8 @@ def register_envs() -> None:
     for env_id, (entry_point, vector_entry_point) in _ENTRY_POINTS.items():
         if env_id not in gym.registry:
             gym.register(id=env_id, entry_point=entry_point, vector_entry_point=vector_entry_point)
+    # DeepMind Control Suite tasks (the `dmc` extra, imported only when one is made): DMC_IDS.
+    for domain, task in DMC_TASKS:
+        if dmc_id(domain, task) not in gym.registry:
+            gym.register(id=dmc_id(domain, task), entry_point="dg_envs.envs.dmc:make_dmc",
+                         kwargs={"domain": domain, "task": task})
