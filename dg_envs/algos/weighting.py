@@ -25,6 +25,13 @@ SB3 estimate it from ``log_prob``, and that estimate's gradient is gated too). T
 The gate sees the advantage the policy loss multiplies: SB3-normalised per minibatch when
 ``normalize_advantage=True`` (PPO's default), raw otherwise (A2C's default). ``eta`` is in
 those units.
+
+Box actions: ``box_gate`` (:data:`BOX_GATES`, :func:`box_gates`) says which gradient of the
+diagonal Gaussian the DG gate multiplies. The default, ``"sample"``, gates the whole
+``log pi(a)``; the others route separate gates to the mean's and the log-std's gradients
+(:func:`gated_gaussian_log_prob`), because with the entropy-centred surprisal
+``l = 0.5 * sum_d (z_d**2 - 1)`` the gate grows with ``A * (z**2 - 1)``, the score of
+``log sigma``: a sample-level gate widens the Gaussian even when ``A`` carries no signal.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from typing import Any, NamedTuple
 
 import torch as th
 from gymnasium import spaces
+from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.preprocessing import get_action_dim
 
 from dg_envs.algos.gates import delight, dg_gate, kondo_gate
@@ -43,14 +51,18 @@ from dg_envs.validation import check_choice, check_real
 from dg_envs.wrappers.actors import push_policy_snapshot
 
 __all__ = [
-    "KONDO_WEIGHTINGS", "SURPRISALS", "MinibatchPairing", "PreparedMinibatch", "ScaleGradient",
-    "WeightedPolicyGradientMixin", "surprisal", "push_snapshot",
+    "BOX_GATES", "KONDO_WEIGHTINGS", "SURPRISALS", "MinibatchPairing", "PreparedMinibatch", "ScaleGradient",
+    "WeightedPolicyGradientMixin", "box_gates", "gated_gaussian_log_prob", "surprisal", "push_snapshot",
 ]
 
 SURPRISALS = ("auto", "raw", "entropy_centered", "per_dim", "clipped")
 #: How :class:`KondoMixin` weights its survivors: ours (the DG gate) or as the reference code does.
 KONDO_WEIGHTINGS = ("gate", "reference")
 LOG_DENSITY_CLIP = 10.0
+#: Which gradient of a diagonal Gaussian policy the DG gate multiplies (:func:`box_gates`).
+BOX_GATES = ("sample", "mean_only", "scale_leave_one_out", "per_dimension", "clipped")
+#: The log-std's gate under ``box_gate="mean_only"``: the gate of a sample with zero delight.
+SCALE_GATE_MEAN_ONLY = 0.5
 
 
 class ScaleGradient(th.autograd.Function):
@@ -92,6 +104,103 @@ def surprisal(log_prob: th.Tensor, entropy: th.Tensor | None, kind: str, action_
         h = entropy.detach() if entropy is not None else (-log_prob).mean().expand_as(log_prob)
         return -log_prob - h
     raise ValueError(f"surprisal must be one of {SURPRISALS}, got {kind!r}")
+
+
+def box_gates(
+    box_gate: str,
+    advantages: th.Tensor,
+    log_prob: th.Tensor,
+    entropy: th.Tensor | None,
+    kind: str,
+    eta: float = 1.0,
+) -> tuple[th.Tensor, th.Tensor]:
+    """The DG gates of a diagonal Gaussian's mean and log-std gradients, per sample and dimension.
+
+    ``advantages``: ``(n,)``; ``log_prob`` and ``entropy``: per dimension, ``(n, d)`` (detached
+    here). ``kind``: the surprisal (:func:`surprisal`; ``box_gate="clipped"`` uses ``"clipped"``).
+    Returns ``(mean_gates, scale_gates)``, each ``(n, d)``: the weight on each sample's
+    gradient through the mean ``mu_d`` and through ``log sigma_d``
+    (:func:`gated_gaussian_log_prob` applies them). With ``l`` the sample's surprisal of the
+    whole action (``log pi = sum_d log pi_d``) and ``l_d`` that of dimension ``d`` alone:
+
+    * ``"sample"`` and ``"clipped"``: one gate ``sigmoid(A * l / eta)`` for both (today's DG;
+      ``"clipped"`` is the DG paper's continuous-control choice whatever ``kind``:
+      ``l = -clip(log pi, -10, 10)``, the same as ``box_gate="sample", surprisal="clipped"``);
+    * ``"mean_only"``: the mean's gradient gated by ``sigmoid(A * l / eta)``, the log-std's by
+      the constant 1/2: the gate of a zero-delight sample, so the scale steps as a typical
+      sample's would and ``eta -> inf`` still gives PG at half step on every parameter;
+    * ``"scale_leave_one_out"``: the mean as above; ``log sigma_d``'s gradient gated by
+      ``sigmoid(A * l_(-d) / eta)``, the surprisal of the *other* dimensions (``log pi_(-d) =
+      log pi - log pi_d``, ``H_(-d) = H - H_d``). For a Gaussian every surprisal of ``a_d`` is a
+      function of ``z_d**2``, the statistic of ``log sigma_d``'s score ``z_d**2 - 1``, so a gate on
+      ``log sigma_d`` that does not grow with ``z_d**2`` cannot use ``a_d`` at all: leaving it out
+      makes the gate independent of the score (no widening when ``A`` is noise) while a sample
+      surprising in every dimension (a landmine) is still gated. One dimension: 1/2;
+    * ``"per_dimension"``: both gradients of dimension ``d`` gated by its own delight,
+      ``sigmoid(A * l_d / eta)``.
+
+    >>> import torch
+    >>> adv = torch.tensor([1.0, -1.0])
+    >>> lp = torch.tensor([[-1.0, -3.0], [-1.0, -3.0]])   # per-dimension log-densities
+    >>> mean, scale = box_gates("mean_only", adv, lp, None, "raw")
+    >>> mean[:, 0], scale[:, 0]                              # l = 4: sigmoid(4), sigmoid(-4); 1/2
+    (tensor([0.9820, 0.0180]), tensor([0.5000, 0.5000]))
+    >>> box_gates("scale_leave_one_out", adv, lp, None, "raw")[1]   # l_(-0) = 3, l_(-1) = 1
+    tensor([[0.9526, 0.7311],
+            [0.0474, 0.2689]])
+    """
+    check_choice(box_gate, "box_gate", BOX_GATES)
+    kind = "clipped" if box_gate == "clipped" else kind
+    if log_prob.ndim != 2 or advantages.shape != log_prob.shape[:1]:
+        raise ValueError(f"advantages must be (n,) and log_prob (n, d), got {tuple(advantages.shape)} and "
+                         f"{tuple(log_prob.shape)}")
+    if entropy is not None and entropy.shape != log_prob.shape:
+        raise ValueError(f"entropy must be per dimension like log_prob {tuple(log_prob.shape)}, got {tuple(entropy.shape)}")
+    log_prob = log_prob.detach()
+    entropy = None if entropy is None else entropy.detach()
+    n, d = log_prob.shape
+    adv = advantages.detach()[:, None].expand(n, d)
+
+    def gate(surprise: th.Tensor) -> th.Tensor:
+        return dg_gate(adv, -surprise, eta=eta)
+
+    if box_gate == "per_dimension":
+        per_dim = gate(surprisal(log_prob, entropy, kind, action_dim=1))
+        return per_dim, per_dim
+    total_lp, total_h = log_prob.sum(dim=1), None if entropy is None else entropy.sum(dim=1)
+    whole = gate(surprisal(total_lp, total_h, kind, action_dim=d)[:, None].expand(n, d))
+    if box_gate in ("sample", "clipped"):
+        return whole, whole
+    if box_gate == "mean_only":
+        return whole, th.full_like(whole, SCALE_GATE_MEAN_ONLY)
+    # scale_leave_one_out: the other dimensions' surprisal (exactly 0 for a single dimension)
+    others_lp = total_lp[:, None] - log_prob if d > 1 else th.zeros_like(log_prob)
+    others_h = None if entropy is None else (total_h[:, None] - entropy if d > 1 else th.zeros_like(entropy))
+    return whole, gate(surprisal(others_lp, others_h, kind, action_dim=max(d - 1, 1)))
+
+
+def gated_gaussian_log_prob(
+    distribution: th.distributions.Normal, actions: th.Tensor, mean_gates: th.Tensor, scale_gates: th.Tensor
+) -> th.Tensor:
+    """``sum_d log N(a_d; mu_d, sigma_d)`` with the gradient through ``mu`` and ``sigma`` scaled per sample and dimension.
+
+    The forward value equals ``distribution.log_prob(actions).sum(-1)`` exactly; the backward
+    multiplies the gradient reaching ``mu_d`` by ``mean_gates[:, d]`` and the one reaching
+    ``sigma_d`` (hence ``log sigma_d``) by ``scale_gates[:, d]``. Any loss of ``log pi`` (PPO's
+    clipped ratio, A2C's ``A * log pi``) then has, per sample, the gated mean score and the
+    gated scale score in place of the ungated ones.
+
+    >>> import torch
+    >>> mu, log_std = torch.zeros(1, 1, requires_grad=True), torch.zeros(1, 1, requires_grad=True)
+    >>> dist = torch.distributions.Normal(mu, log_std.exp())
+    >>> lp = gated_gaussian_log_prob(dist, torch.tensor([[2.0]]), torch.tensor([[0.25]]), torch.tensor([[0.5]]))
+    >>> lp.backward()
+    >>> mu.grad, log_std.grad   # z = 2: scores z / sigma = 2 and z**2 - 1 = 3, times the gates
+    (tensor([[0.5000]]), tensor([[1.5000]]))
+    """
+    loc = ScaleGradient.apply(distribution.loc, mean_gates.to(distribution.loc.dtype))
+    scale = ScaleGradient.apply(distribution.scale, scale_gates.to(distribution.scale.dtype))
+    return th.distributions.Normal(loc, scale, validate_args=False).log_prob(actions).sum(dim=-1)
 
 
 def push_snapshot(env: Any, policy: Any) -> int:
@@ -186,6 +295,14 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
         """Per-sample weights on the policy-gradient term (None: unweighted, plain SB3)."""
         return None
 
+    def _weighted_log_prob(
+        self, prepared: PreparedMinibatch, advantages: th.Tensor, log_prob: th.Tensor, surprise: th.Tensor,
+        actions: th.Tensor,
+    ) -> th.Tensor:
+        """SB3's ``log_prob`` of the minibatch, its gradient weighted per sample (same forward value)."""
+        w = self._sample_weights(prepared, advantages, log_prob.detach(), surprise)
+        return log_prob if w is None else ScaleGradient.apply(log_prob, w.to(log_prob.dtype))
+
     def _prepare_minibatch(self, batch: Any) -> PreparedMinibatch:
         """The minibatch SB3 will run its differentiable forward/backward on, with its masks."""
         return PreparedMinibatch(batch)
@@ -249,9 +366,7 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
             # Stats stay tensors until train() ends: no per-minibatch synchronisation.
             self._stats["delight_mean"].append((chi if mask is None else chi[mask]).mean())
             self._stats["surprisal_mean"].append((surprise if mask is None else surprise[mask]).mean())
-            w = self._sample_weights(prepared, adv, log_prob.detach(), surprise)
-            if w is not None:
-                log_prob = ScaleGradient.apply(log_prob, w.to(log_prob.dtype))
+            log_prob = self._weighted_log_prob(prepared, adv, log_prob, surprise, actions)
             v = self._value_weights(prepared)
             if v is not None:
                 values = ScaleGradient.apply(values, v.to(values.dtype).reshape(values.shape))
@@ -277,7 +392,8 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
     def _record_stats(self) -> None:
         s, rec = self._stats, self.logger.record  # type: ignore[attr-defined]
         screened, backward, kept = sum(s["screened"]), sum(s["backward"]), sum(s["kept"])
-        for key in ("delight_mean", "surprisal_mean", "gate_mean", "iw_mean", "iw_max", "iw_truncated_fraction"):
+        for key in ("delight_mean", "surprisal_mean", "gate_mean", "scale_gate_mean", "iw_mean", "iw_max",
+                    "iw_truncated_fraction"):
             if s[key]:
                 values = th.stack([th.as_tensor(v, dtype=th.float32) for v in s[key]])
                 rec(f"train/{key}", float(values.max() if key == "iw_max" else values.mean()))
@@ -289,14 +405,64 @@ class WeightedPolicyGradientMixin(ExecutedActionMixin):
 
 
 class DelightMixin(WeightedPolicyGradientMixin):
-    """DG: weight each sample's policy-gradient term by ``sigmoid(A * l / eta)`` (detached)."""
+    """DG: weight each sample's policy-gradient term by ``sigmoid(A * l / eta)`` (detached).
+
+    ``box_gate`` (Box actions, a diagonal Gaussian policy): which gradient the gate multiplies,
+    one of :data:`BOX_GATES` (formulas: :func:`box_gates`). ``"sample"`` (default): the whole
+    ``log pi(a)``, mean and log-std alike; ``"mean_only"``: the mean's gradient, the log-std's
+    gets 1/2; ``"scale_leave_one_out"``: the log-std of each dimension gated by the other
+    dimensions' surprisal; ``"per_dimension"``: each dimension's ``log pi_d`` by its own delight;
+    ``"clipped"``: the sample gate on the DG paper's clipped log-density ``-clip(log pi, -10, 10)``
+    (the same as ``surprisal="clipped"``; any other explicit ``surprisal`` is refused). The
+    routed options (``"mean_only"``, ``"scale_leave_one_out"``, ``"per_dimension"``) also log
+    ``train/scale_gate_mean``, and ``train/gate_mean`` is then the mean's gate.
+
+    >>> from dg_envs.algos import DGPPO
+    >>> DGPPO("MlpPolicy", "Pendulum-v1", box_gate="mean_only", n_steps=64, batch_size=32).learn(64).box_gate
+    'mean_only'
+    """
 
     eta: float = 1.0
+    box_gate: str = "sample"  # models saved before the option load with the sample gate
 
-    def __init__(self, *args: Any, eta: float = 1.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, eta: float = 1.0, box_gate: str = "sample", **kwargs: Any) -> None:
         # inf is allowed: the gate is 1/2 everywhere (PG at half step).
         self.eta = check_real(eta, "eta", low=0.0, low_open=True, allow_inf=True)
+        self.box_gate = check_choice(box_gate, "box_gate", BOX_GATES)
+        if box_gate == "clipped" and kwargs.get("surprisal", "auto") not in ("auto", "clipped"):
+            raise ValueError(f"box_gate='clipped' is the gate on -clip(log pi, -10, 10): surprisal must be 'auto' or "
+                             f"'clipped', got {kwargs['surprisal']!r}")
         super().__init__(*args, **kwargs)
+        if box_gate != "sample" and not isinstance(self.action_space, spaces.Box):  # type: ignore[attr-defined]
+            raise ValueError(f"box_gate={box_gate!r} is for Box action spaces (a Gaussian policy); this env's is "
+                             f"{self.action_space}: leave box_gate='sample'")  # type: ignore[attr-defined]
+
+    def _surprisal_kind(self) -> str:
+        return "clipped" if self.box_gate == "clipped" else super()._surprisal_kind()
+
+    def _gaussian(self) -> th.distributions.Normal:
+        """The policy's Gaussian from the ``evaluate_actions`` call just made (SB3 keeps it on ``action_dist``)."""
+        action_dist = self.policy.action_dist  # type: ignore[attr-defined]
+        if type(action_dist) is not DiagGaussianDistribution:  # not squashed, not gSDE: their log-probs differ
+            raise ValueError(f"box_gate={self.box_gate!r} needs SB3's DiagGaussianDistribution (use_sde=False, "
+                             f"squash_output=False), got {type(action_dist).__name__}")
+        return action_dist.distribution
+
+    def _weighted_log_prob(self, prepared, advantages, log_prob, surprise, actions):
+        if self.box_gate in ("sample", "clipped"):
+            return super()._weighted_log_prob(prepared, advantages, log_prob, surprise, actions)
+        dist = self._gaussian()
+        with th.no_grad():
+            per_dim_log_prob, per_dim_entropy = dist.log_prob(actions), dist.entropy()
+        mean_gates, scale_gates = box_gates(self.box_gate, advantages, per_dim_log_prob, per_dim_entropy,
+                                            self._surprisal_kind(), eta=self.eta)
+        mask = prepared.policy_mask
+        if mask is not None:  # Kondo: only kept samples carry a policy gradient
+            keep = mask.to(mean_gates.dtype)[:, None]
+            mean_gates, scale_gates = mean_gates * keep, scale_gates * keep
+        self._stats["gate_mean"].append((mean_gates if mask is None else mean_gates[mask]).mean())
+        self._stats["scale_gate_mean"].append((scale_gates if mask is None else scale_gates[mask]).mean())
+        return gated_gaussian_log_prob(dist, actions, mean_gates, scale_gates)
 
     def _sample_weights(self, prepared, advantages, log_prob, surprise):
         w = dg_gate(advantages, -surprise, eta=self.eta)
@@ -366,6 +532,9 @@ class KondoMixin(DelightMixin):
         if self.weighting == "reference" and self.kondo_eta != 0.0:
             raise ValueError(
                 f"weighting='reference' is the reference's hard gate: kondo_eta must be 0, got {kondo_eta!r}")
+        if self.weighting == "reference" and kwargs.get("box_gate", "sample") not in ("sample", "clipped"):
+            raise ValueError(f"weighting='reference' weighs survivors 1, there is no gate to route: box_gate must be "
+                             f"'sample' or 'clipped', got {kwargs['box_gate']!r}")
         super().__init__(*args, **kwargs)
 
     def train(self) -> None:
