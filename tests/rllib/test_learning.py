@@ -1,0 +1,84 @@
+"""DG-APPO learns with asynchronous env runners, measures their policy lag, and survives losing one."""
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray.rllib")
+
+from ray.rllib.utils.metrics import FAULT_TOLERANCE_STATS  # noqa: E402
+
+from dg_envs.rllib import DGAPPOConfig, register_env  # noqa: E402
+from dg_envs.rllib.learners import POLICY_LAG_MAX, POLICY_LAG_MEAN  # noqa: E402
+
+MODULE = "default_policy"
+TRAINED = "num_env_steps_trained_lifetime"
+
+
+def _bandit_appo(name, **training):
+    return (
+        DGAPPOConfig()
+        .environment(register_env(name, "dg_envs/ContextualBandit-v0"))
+        .env_runners(num_env_runners=2, num_envs_per_env_runner=4)
+        .learners(num_learners=0)  # the learner in this process: 2 CPUs for the 2 env runners
+        .training(eta=1.0, lr=2e-3, train_batch_size_per_learner=256, **training)
+        .reporting(min_time_s_per_iteration=1)
+        .debugging(seed=0)
+    )
+
+
+def _trained(result):
+    return result.get("learners", {}).get("__all_modules__", {}).get(TRAINED, 0)
+
+
+def test_dg_appo_without_correction_learns_the_contextual_bandit_and_reports_policy_lag(local_ray):
+    """ContextualBandit-v0 (10 contexts x 10 arms, one correct arm each): random play scores 0.1.
+    DG-APPO with no importance correction, 2 env runners x 4 envs, lr 2e-3. Required: mean episode
+    return >= 0.7 within 40,000 trained env steps (measured on this 2-core machine: 0.96 after 11,200,
+    about 30 s). The learner results show the asynchrony: a policy lag of at least one update."""
+    algo = _bandit_appo("dg-test-bandit-learn", vtrace_correction=False).build_algo()
+    returns, lag_max, lag_mean = [], 0.0, []
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < 240:
+            result = algo.train()
+            returns.append(result["env_runners"].get("episode_return_mean", np.nan))
+            learner = result.get("learners", {}).get(MODULE, {})
+            if POLICY_LAG_MAX in learner and not np.isnan(learner[POLICY_LAG_MAX]):  # nan: no update this iteration
+                lag_max = max(lag_max, learner[POLICY_LAG_MAX])
+                lag_mean.append(learner[POLICY_LAG_MEAN])
+            if returns[-1] >= 0.7 or _trained(result) >= 40_000:
+                break
+    finally:
+        algo.stop()
+    assert returns[-1] >= 0.7, (returns, _trained(result))
+    assert _trained(result) <= 48_000  # the loop stops at 40,000 (one iteration may overshoot)
+    assert lag_max >= 1 and max(lag_mean) > 0, (lag_max, lag_mean)
+
+
+def test_killed_env_runner_is_restored_and_training_goes_on(local_ray):
+    """restart_failed_env_runners=True: one of the two env runner actors is killed mid-run; the run
+    goes on (the learner's trained-steps count keeps rising) and RLlib restores the runner."""
+    import ray
+
+    config = _bandit_appo("dg-test-bandit-fault").fault_tolerance(restart_failed_env_runners=True)
+    algo = config.build_algo()
+    start = time.monotonic()
+    try:
+        before = 0
+        while before == 0 and time.monotonic() - start < 120:  # train first (the runners take a while to start)
+            before = _trained(algo.train())
+        actors = algo.env_runner_group._worker_manager.actors()
+        ray.kill(actors[min(actors)], no_restart=False)  # a crash; Ray may restart the actor
+        after, faults = before, {}
+        while time.monotonic() - start < 240:
+            result = algo.train()
+            after, faults = max(after, _trained(result)), result[FAULT_TOLERANCE_STATS]
+            if faults["num_remote_worker_restarts"] >= 1 and faults["num_healthy_workers"] == 2 and after > before:
+                break
+    finally:
+        algo.stop()
+    assert after > before > 0, (before, after)
+    assert faults["num_remote_worker_restarts"] >= 1, faults
+    assert faults["num_healthy_workers"] == 2, faults
