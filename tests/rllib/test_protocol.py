@@ -102,3 +102,33 @@ def test_callback_relabels_box_actions_into_the_modules_space():
     ExecutedActionCallback().on_episode_step(episode=episode, env_runner=Runner())
     assert episode.get_actions(-1) == pytest.approx([0.5])
     assert episode.get_extra_model_outputs(Columns.ACTION_LOGP, -1) == pytest.approx(-0.25)
+
+
+@pytest.mark.parametrize("vectorize_mode", ["sync", "vector_entry_point"], ids=["per-env", "vector"])
+def test_env_runner_episodes_hold_the_executed_action(local_ray, vectorize_mode):
+    """Both executions of the frictions run in an env runner: Gymnasium's SyncVectorEnv of per-env
+    wrappers, and (vectorize mode "vector_entry_point") our native vector env with the batched
+    wrappers. Step by step, the episode holds the executed action and reported log-prob where the
+    step's info says a wrapper replaced the action, and the module's own elsewhere."""
+    env_name = register_env(f"dg-test-bandit-{vectorize_mode}", "dg_envs/ContextualBandit-v0",
+                            frictions={"bug": {"p": P_BUG, "landmine": LANDMINE}, "reward_corruption": 0.2})
+    algo = (
+        DGPPOConfig()
+        .environment(env_name)
+        .env_runners(num_env_runners=0, num_envs_per_env_runner=4, gym_env_vectorize_mode=vectorize_mode)
+        .learners(num_learners=0)
+        .debugging(seed=0)
+        .build_algo()
+    )
+    try:
+        episodes = algo.env_runner.sample(num_timesteps=128, random_actions=False)
+    finally:
+        algo.stop()
+    actions = np.concatenate([episode.get_actions() for episode in episodes])
+    logp = np.concatenate([episode.get_extra_model_outputs(Columns.ACTION_LOGP) for episode in episodes])
+    infos = [info for episode in episodes for info in episode.get_infos()[1:]]  # [0]: the reset's
+    replaced = np.array(["executed_action" in info for info in infos])
+    assert len(actions) == len(infos) >= 128
+    assert 0.3 < replaced.mean() < 0.7
+    assert np.all(actions[replaced] == LANDMINE) and np.all(logp[replaced] == 0.0)
+    assert np.all(logp[~replaced] < -0.5)
