@@ -20,6 +20,7 @@ from stable_baselines3.common.env_util import make_vec_env
 
 import dg_envs  # noqa: F401  (registers the environment ids)
 from dg_envs.algos.weighting import WeightedPolicyGradientMixin
+from dg_envs.callbacks import ActionStdCallback
 from dg_envs.wrappers import SnapshotCallback, apply_frictions
 
 
@@ -50,6 +51,9 @@ class RunSpec:
     """Where the id has a natively batched env, run it and the frictions batched
     (:func:`dg_envs.vec_env.make_vec_env`: one stale-actor forward per step, one snapshot per
     update); False, or an id without one (MuJoCo): SB3's ``make_vec_env`` of per-env wrappers."""
+    std_every: int = 0
+    """Record the Gaussian policy's action std (and the DG gates' means) every this many updates,
+    at the start and at the end too (0: not recorded; :func:`train_run`'s ``std_curve``)."""
 
 
 def has_native_vector_env(env_id: str) -> bool:
@@ -93,6 +97,40 @@ class _PeriodicEval(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+class _StdCurve(ActionStdCallback):
+    """:class:`~dg_envs.callbacks.ActionStdCallback` that also keeps the update's ``train/gate_mean`` and
+    ``train/scale_gate_mean`` (None where the algorithm does not log them: PPO, the sample gate's scale).
+
+    SB3 dumps (and clears) the logger before ``train()``, so right after it (the next rollout's
+    start, or the end of training) the logger still holds that update's values.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.gates: list[tuple[int, float | None, float | None]] = []
+
+    def _record(self) -> None:
+        before = len(self.curve)
+        super()._record()
+        if len(self.curve) > before:
+            logged = self.model.logger.name_to_value
+            gate, scale = logged.get("train/gate_mean"), logged.get("train/scale_gate_mean")
+            self.gates.append((self.curve[-1][0], None if gate is None else float(gate),
+                               None if scale is None else float(scale)))
+
+
+def thin_curve(curve: list, every: int) -> list:
+    """Every ``every``-th point of ``curve`` and its last one (the curve as recorded every ``every`` updates).
+
+    >>> thin_curve([0, 1, 2, 3, 4, 5, 6], 3)
+    [0, 3, 6]
+    >>> thin_curve([0, 1, 2, 3, 4], 3)
+    [0, 3, 4]
+    """
+    kept = curve[::every]
+    return kept + curve[-1:] if curve and (len(curve) - 1) % every else kept
 
 
 class _UpdateCost(BaseCallback):
@@ -152,7 +190,11 @@ def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: boo
 
     Keys: ``final``, ``curve`` (``[(updates, score), ...]``), ``seconds`` (whole ``learn``),
     ``train_seconds`` (inside ``train()``), ``backward_samples`` (summed over updates), and
-    ``model`` (the trained model) when ``keep_model``.
+    ``model`` (the trained model) when ``keep_model``. With ``spec.std_every`` (a diagonal
+    Gaussian policy) also ``std_curve`` (``[(timesteps, mean action std), ...]``: before the first
+    update, every ``std_every`` updates, after the last), ``gate_curve`` (``[(timesteps,
+    train/gate_mean, train/scale_gate_mean), ...]`` at the same points, None where not logged) and
+    ``final_std`` (the action std per dimension at the end).
     """
     venv = make_run_env(spec)
     model = spec.algo(spec.policy, venv, n_steps=spec.n_steps, seed=spec.seed, verbose=0,
@@ -163,6 +205,9 @@ def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: boo
         # An SB3 baseline does not feed stale/mismatched actors by itself: without snapshots
         # they would pass its own actions through, and the baseline would face no staleness.
         callbacks.append(SnapshotCallback())
+    std = _StdCurve() if spec.std_every else None
+    if std is not None:
+        callbacks.append(std)
     if spec.eval_every:
         callbacks.append(_PeriodicEval(evaluate, spec.eval_every))
     start = time.perf_counter()
@@ -173,6 +218,10 @@ def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: boo
     venv.close()
     result = {"final": final, "curve": curve, "seconds": seconds, "train_seconds": cost.train_seconds,
               "backward_samples": cost.backward_samples}
+    if std is not None and std.curve:
+        result["std_curve"] = thin_curve([(t, s) for t, s, _ in std.curve], spec.std_every)
+        result["gate_curve"] = thin_curve(std.gates, spec.std_every)
+        result["final_std"] = std.curve[-1][2]
     return {**result, "model": model} if keep_model else result
 
 
