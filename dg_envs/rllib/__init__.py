@@ -1,6 +1,6 @@
 """DG and Kondo on Ray RLlib (new API stack, torch): ``pip install "dg-envs[rllib]"``.
 
-* :class:`DGPPOConfig`, :class:`DGAPPOConfig` — RLlib's PPO / APPO configs whose
+* :class:`DGPPOConfig`, :class:`DGAPPOConfig` (algorithms :class:`DGPPO`, :class:`DGAPPO`) — RLlib's PPO / APPO configs whose
   ``.training()`` also takes ``eta``, ``keep_fraction`` / ``price`` (Kondo) and, for APPO,
   ``vtrace_correction``; their learners are :class:`~dg_envs.rllib.learners.DGPPOTorchLearner`
   and :class:`~dg_envs.rllib.learners.DGAPPOTorchLearner`, which log the policy lag of every
@@ -29,12 +29,12 @@ Example (not run here: it starts Ray)::
 import importlib.util
 
 __all__ = [
-    "DGAPPOConfig", "DGAPPOTorchLearner", "DGPPOConfig", "DGPPOTorchLearner", "DelightOptions",
+    "DGAPPO", "DGAPPOConfig", "DGAPPOTorchLearner", "DGPPO", "DGPPOConfig", "DGPPOTorchLearner", "DelightOptions",
     "ExecutedActionCallback", "METRICS", "make_env_creator", "register_env",
 ]
 
 if importlib.util.find_spec("ray") is not None:
-    from dg_envs.rllib.config import DGAPPOConfig, DGPPOConfig
+    from dg_envs.rllib.config import DGAPPO, DGPPO, DGAPPOConfig, DGPPOConfig
     from dg_envs.rllib.learners import METRICS, DGAPPOTorchLearner, DGPPOTorchLearner
     from dg_envs.rllib.options import DelightOptions
     from dg_envs.rllib.protocol import ExecutedActionCallback, make_env_creator, register_env

@@ -2,7 +2,10 @@
 
 Use them as RLlib's own configs; ``.training()`` also takes the options of
 :class:`~dg_envs.rllib.options.DelightOptions`, checked at once, and the default learner class
-is the DG one (:mod:`dg_envs.rllib.learners`):
+is the DG one (:mod:`dg_envs.rllib.learners`). They build the algorithms :class:`DGPPO` and
+:class:`DGAPPO` (RLlib's PPO and APPO whose default config is ours), so a config that travels
+as a dict (Ray Tune's ``param_space``, a checkpoint) comes back as a DG config and keeps the DG
+learner, where RLlib's ``PPO`` would rebuild a ``PPOConfig`` and its plain learner.
 
 >>> from dg_envs.rllib import DGAPPOConfig
 >>> config = DGAPPOConfig().training(eta=1.0, vtrace_correction=False, lr=5e-4)
@@ -19,13 +22,13 @@ from __future__ import annotations
 from typing import Any
 
 from ray.rllib.algorithms.algorithm_config import NotProvided
-from ray.rllib.algorithms.appo import APPOConfig
-from ray.rllib.algorithms.ppo import PPOConfig
+from ray.rllib.algorithms.appo import APPO, APPOConfig
+from ray.rllib.algorithms.ppo import PPO, PPOConfig
 from ray.rllib.callbacks.callbacks import RLlibCallback
 
 from dg_envs.rllib.options import DelightOptions
 
-__all__ = ["DGAPPOConfig", "DGPPOConfig"]
+__all__ = ["DGAPPO", "DGAPPOConfig", "DGPPO", "DGPPOConfig"]
 
 
 class _DelightConfigMixin:
@@ -91,7 +94,7 @@ class DGPPOConfig(_DelightConfigMixin, PPOConfig):
     _unused_options = ("vtrace_correction",)
 
     def __init__(self, algo_class: Any = None) -> None:
-        super().__init__(algo_class=algo_class)
+        super().__init__(algo_class=algo_class or DGPPO)
         self._init_delight_options()
 
     def training(self, *, eta=NotProvided, surprisal=NotProvided, keep_fraction=NotProvided, price=NotProvided,
@@ -129,7 +132,7 @@ class DGAPPOConfig(_DelightConfigMixin, APPOConfig):
     _unused_options = ("kondo_value_samples",)
 
     def __init__(self, algo_class: Any = None) -> None:
-        super().__init__(algo_class=algo_class)
+        super().__init__(algo_class=algo_class or DGAPPO)
         self._init_delight_options()
 
     def training(self, *, eta=NotProvided, vtrace_correction=NotProvided, surprisal=NotProvided,
@@ -147,3 +150,19 @@ class DGAPPOConfig(_DelightConfigMixin, APPOConfig):
         from dg_envs.rllib.learners import DGAPPOTorchLearner
 
         return DGAPPOTorchLearner
+
+
+class DGPPO(PPO):
+    """RLlib's PPO with :class:`DGPPOConfig` as its default config (``tune.Tuner(DGPPO, param_space=config)``)."""
+
+    @classmethod
+    def get_default_config(cls) -> DGPPOConfig:
+        return DGPPOConfig()
+
+
+class DGAPPO(APPO):
+    """RLlib's APPO with :class:`DGAPPOConfig` as its default config."""
+
+    @classmethod
+    def get_default_config(cls) -> DGAPPOConfig:
+        return DGAPPOConfig()

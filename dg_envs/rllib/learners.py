@@ -25,6 +25,11 @@ entropy and KL terms are RLlib's.
   sample and the policy term of the screened-out ones is multiplied by 0. Real skipping for APPO
   is left for later.
 
+Two hooks override private methods of RLlib's ``TorchLearner`` (exact Ray pin, tested): its
+per-minibatch ``_uncompiled_update`` (the policy-lag metrics, and Kondo-PPO's selection before
+RLlib's differentiable forward) and, for Kondo-PPO's critic sample only, the module's
+``compute_values`` shadowed for one loss call.
+
 Policy lag: every sample carries the ``WEIGHTS_SEQ_NO`` of the weights its env runner acted with
 (RLlib stamps each step's ``extra_model_outputs``); a learner's sequence number counts its
 ``update()`` calls. The lag of a sample is ``(learner seq no - 1) - sample seq no``: the number of
@@ -162,8 +167,7 @@ class DGPPOTorchLearner(_DelightLearnerMixin, PPOTorchLearner):
     """RLlib's PPO torch learner with the DG gate on each sample's clipped surrogate, and Kondo.
 
     Configure it through :class:`dg_envs.rllib.DGPPOConfig` (``.training(eta=...,
-    keep_fraction=...)``), or set ``config.training(learner_class=DGPPOTorchLearner)`` on a
-    ``PPOConfig`` that carries the :class:`~dg_envs.rllib.options.DelightOptions` attributes.
+    keep_fraction=...)``): it reads the :class:`~dg_envs.rllib.options.DelightOptions` from there.
     """
 
     def build(self) -> None:

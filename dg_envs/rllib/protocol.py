@@ -58,7 +58,7 @@ class ExecutedActionCallback(RLlibCallback):
         replaced = EXECUTED_ACTION in info
         if replaced:
             action = np.asarray(info[EXECUTED_ACTION])
-            space = episode.action_space if episode.action_space is not None else None
+            space = episode.action_space
             config = getattr(env_runner, "config", None)
             if isinstance(space, gym.spaces.Box) and config is not None and config.normalize_actions:
                 action = normalize_action(action, space)  # the module's [-1, 1] space

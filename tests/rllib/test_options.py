@@ -74,3 +74,17 @@ def test_env_creator_checks_its_frictions_before_any_runner():
         make_env_creator("dg_envs/ContextualBandit-v0", frictions={"stale": 3})
     with pytest.raises(ValueError, match="p must be a probability in"):
         make_env_creator("dg_envs/ContextualBandit-v0", frictions={"bug": 1.5})
+
+
+def test_a_config_that_travels_as_a_dict_keeps_the_dg_learner_and_options():
+    """Ray Tune and checkpoints pass configs as dicts; the algorithm rebuilds its default config from them."""
+    from dg_envs.rllib import DGAPPO, DGPPO
+
+    for algo_class, config in ((DGPPO, DGPPOConfig().training(eta=0.3, keep_fraction=0.5)),
+                               (DGAPPO, DGAPPOConfig().training(eta=0.3, vtrace_correction=False))):
+        assert config.algo_class is algo_class
+        rebuilt = algo_class.get_default_config().update_from_dict(config.to_dict())
+        assert type(rebuilt) is type(config)
+        assert DelightOptions.of(rebuilt) == DelightOptions.of(config)
+        assert rebuilt.learner_class is config.learner_class
+        assert rebuilt.callbacks_class is ExecutedActionCallback
