@@ -33,6 +33,7 @@ EXPERIMENTS = {
     "mnist-paper": "dg_envs.experiments.mnist_paper",
     "token-reversal-paper": "dg_envs.experiments.token_reversal_paper",
     "kondo-lengths": "dg_envs.experiments.kondo_lengths",
+    "widening": "dg_envs.experiments.widening",
 }
 
 
