@@ -34,6 +34,7 @@ EXPERIMENTS = {
     "token-reversal-paper": "dg_envs.experiments.token_reversal_paper",
     "kondo-lengths": "dg_envs.experiments.kondo_lengths",
     "widening": "dg_envs.experiments.widening",
+    "dmc-suite": "dg_envs.experiments.dmc_suite",
 }
 
 
