@@ -36,6 +36,10 @@ class DGA2C(DelightMixin, A2C):
         advantage the loss uses (raw unless ``normalize_advantage=True``).
     :param surprisal: ``"auto"`` (raw for discrete actions, ``"entropy_centered"`` for Box),
         ``"raw"``, ``"entropy_centered"``, ``"per_dim"`` or ``"clipped"``.
+    :param box_gate: Box actions only: which gradient of the Gaussian the gate multiplies,
+        ``"sample"`` (default: the whole ``log pi(a)``), ``"mean_only"``, ``"scale_leave_one_out"``,
+        ``"per_dimension"`` or ``"clipped"`` (:data:`dg_envs.algos.weighting.BOX_GATES`; formulas in
+        :func:`~dg_envs.algos.weighting.box_gates`; the ``widening`` experiment compares them).
     Other arguments: as :class:`stable_baselines3.A2C`.
     """
 

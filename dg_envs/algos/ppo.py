@@ -39,6 +39,9 @@ class DGPPO(DelightMixin, PPO):
 
     :param eta: gate temperature (> 0).
     :param surprisal: see :class:`dg_envs.algos.DGA2C`.
+    :param box_gate: Box actions only: which gradient of the Gaussian the gate multiplies
+        (``"sample"``, the default, ``"mean_only"``, ``"scale_leave_one_out"``, ``"per_dimension"``,
+        ``"clipped"``); see :class:`dg_envs.algos.DGA2C`.
     Other arguments: as :class:`stable_baselines3.PPO`.
     """
 
