@@ -19,11 +19,13 @@ entropy and KL terms are RLlib's.
 * **Kondo** (``keep_fraction`` or ``price``, arXiv 2603.20526). PPO skips for real: each
   minibatch is screened by a ``no_grad`` forward, then RLlib's differentiable forward and
   backward run on the kept samples (plus, with ``kondo_value_samples="uniform"``, a uniform
-  sample as large for the critic, whose value gradient alone reaches the critic). APPO: *masked
-  only* — V-trace needs the critic's values along whole trajectories and RLlib's APPO module
-  computes policy and critic in one forward, so the differentiable forward/backward runs on every
-  sample and the policy term of the screened-out ones is multiplied by 0. Real skipping for APPO
-  is left for later.
+  sample as large for the critic, whose value gradient alone reaches the critic); RLlib's loss
+  then averages over those selected rows, as SB3 averages over the processed ones (our
+  ``KondoPPO``'s ``weighting="gate"``). The screening forward is RLlib's ``forward_train``, which
+  also runs the critic encoder. APPO: *masked only* — V-trace needs the critic's values along
+  whole trajectories and RLlib's APPO module computes policy and critic in one forward, so the
+  differentiable forward/backward runs on every sample, the policy term of the screened-out ones
+  is multiplied by 0 and the mean is over all samples. Real skipping for APPO is left for later.
 
 Two hooks override private methods of RLlib's ``TorchLearner`` (exact Ray pin, tested): its
 per-minibatch ``_uncompiled_update`` (the policy-lag metrics, and Kondo-PPO's selection before
