@@ -35,6 +35,7 @@ EXPERIMENTS = {
     "kondo-lengths": "dg_envs.experiments.kondo_lengths",
     "widening": "dg_envs.experiments.widening",
     "dmc-suite": "dg_envs.experiments.dmc_suite",
+    "distributed": "dg_envs.experiments.distributed",
 }
 
 

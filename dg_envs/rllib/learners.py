@@ -68,7 +68,7 @@ from dg_envs.algos.weighting import ScaleGradient, surprisal
 from dg_envs.rllib.options import DelightOptions
 
 __all__ = [
-    "DGAPPOTorchLearner", "DGPPOTorchLearner", "METRICS", "POLICY_LAG_MAX", "POLICY_LAG_MEAN",
+    "APPOLagTorchLearner", "DGAPPOTorchLearner", "DGPPOTorchLearner", "METRICS", "POLICY_LAG_MAX", "POLICY_LAG_MEAN",
     "POLICY_LAG_STALE_FRACTION", "GATE_MEAN", "DELIGHT_MEAN", "SURPRISAL_MEAN", "KONDO_KEPT_FRACTION",
     "KONDO_BACKWARD_SAMPLES",
 ]
@@ -362,3 +362,14 @@ class DGAPPOTorchLearner(_DelightLearnerMixin, APPOTorchLearner):
             window=1,
         )
         return total_loss
+
+
+class APPOLagTorchLearner(DGAPPOTorchLearner):
+    """RLlib's APPO loss with our policy-lag metrics: :class:`DGAPPOTorchLearner` with the gate off.
+
+    With the gate off the loss equals ``APPOTorchLearner``'s (``tests/rllib/test_learners.py``), so
+    this is the APPO baseline measured like DG-APPO (``dg-envs experiment distributed``):
+    ``DGAPPOConfig().training(learner_class=APPOLagTorchLearner)``.
+    """
+
+    _gated = False

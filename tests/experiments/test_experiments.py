@@ -25,9 +25,11 @@ def _check_quick_outputs(name, table, out_dir) -> list[dict]:
 # mujoco's quick run (the slowest) is checked once, with its own assertions, below; the
 # paper-budget experiments' quick runs in test_paper.py.
 PAPER_EXPERIMENTS = {"mnist-paper", "token-reversal-paper", "kondo-lengths"}
+# distributed needs Ray RLlib (the rllib extra): its quick run is in tests/rllib/test_distributed.py.
+RAY_EXPERIMENTS = {"distributed"}
 
 
-@pytest.mark.parametrize("name", sorted(set(EXPERIMENTS) - {"mujoco"} - PAPER_EXPERIMENTS))
+@pytest.mark.parametrize("name", sorted(set(EXPERIMENTS) - {"mujoco"} - PAPER_EXPERIMENTS - RAY_EXPERIMENTS))
 def test_quick_mode_writes_table_figure_and_records(name, tmp_path):
     table = run_experiment(name, quick=True, seeds=1, out_dir=tmp_path, progress=False)
     records = _check_quick_outputs(name, table, tmp_path)

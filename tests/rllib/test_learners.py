@@ -12,7 +12,7 @@ from ray.rllib.core.columns import Columns  # noqa: E402
 from ray.rllib.evaluation.postprocessing import Postprocessing  # noqa: E402
 
 from dg_envs.rllib import DGAPPOConfig, DGPPOConfig  # noqa: E402
-from dg_envs.rllib.learners import KONDO_BACKWARD_SAMPLES, KONDO_KEPT_FRACTION  # noqa: E402
+from dg_envs.rllib.learners import KONDO_BACKWARD_SAMPLES, KONDO_KEPT_FRACTION, APPOLagTorchLearner  # noqa: E402
 
 SPACES = {"default_policy": (gym.spaces.Box(0, 1, (4,), np.float32), gym.spaces.Discrete(3))}
 N, ETA = 16, 0.7
@@ -93,10 +93,11 @@ def test_dg_appo_without_correction_is_dg_on_uncorrected_advantages():
 
 
 def test_dg_appo_with_the_gate_off_is_rllibs_appo_exactly():
-    """The guard against drift: our APPO loss with the gate switched off is APPOTorchLearner's."""
-    dg = (DGAPPOConfig().training(entropy_coeff=0.01, use_kl_loss=True).learners(num_learners=0)
-          .env_runners(rollout_fragment_length=4)).build_learner(spaces=SPACES)
-    dg._gated = False
+    """The guard against drift: our APPO loss with the gate switched off (APPOLagTorchLearner, the
+    distributed experiment's APPO baseline) is APPOTorchLearner's."""
+    dg = (DGAPPOConfig().training(entropy_coeff=0.01, use_kl_loss=True, learner_class=APPOLagTorchLearner)
+          .learners(num_learners=0).env_runners(rollout_fragment_length=4)).build_learner(spaces=SPACES)
+    assert type(dg) is APPOLagTorchLearner and not dg._gated
     base = (APPOConfig().training(entropy_coeff=0.01, use_kl_loss=True).learners(num_learners=0)
             .env_runners(rollout_fragment_length=4)).build_learner(spaces=SPACES)
     base.module.set_state(dg.module.get_state())
