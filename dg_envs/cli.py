@@ -84,8 +84,9 @@ def _experiment_overrides(args: argparse.Namespace) -> dict:
 def _experiment(args: argparse.Namespace) -> None:
     from dg_envs.experiments import run_experiment
 
+    ray = False if args.ray is None else (args.ray or True)  # "--ray" alone: a local cluster
     table = run_experiment(args.name, quick=args.quick, seeds=args.seeds, out_dir=args.out,
-                           tensorboard_log=args.tensorboard, **_experiment_overrides(args))
+                           tensorboard_log=args.tensorboard, ray=ray, **_experiment_overrides(args))
     print(table)
     print(f"\nWritten to {Path(args.out) / args.name}.md / .png / .jsonl")
 
@@ -119,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--tensorboard", default=None, metavar="DIR", help="also log every run to TensorBoard")
     exp.add_argument("--jobs", type=positive_int, default=None, metavar="N",
                      help="training runs in parallel, one process each, >= 1 (every experiment but bandit-geometry)")
+    exp.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                     help="run the training runs as Ray tasks, one CPU each: on a local cluster, or on the "
+                          "cluster at ADDRESS (HEAD:6379, after `ray start --head` there); same records as "
+                          "--jobs, which it replaces (needs the rllib extra)")
     exp.add_argument("--set", type=setting, action="append", default=[], metavar="NAME=VALUE",
                      help="change one setting of the experiment's Config, a Python literal "
                           "(e.g. --set total_updates=10000 --set 'lags=(0, 1000)'); repeatable. A sweep stopped "
@@ -136,6 +141,15 @@ def check_args(args: argparse.Namespace) -> None:
     experiment's settings (their names; the values are checked when the sweep starts), and the
     output folders (created, and a probe file written and deleted). A usage error naming the
     option otherwise."""
+    if args.command == "experiment" and args.ray is not None:
+        if args.jobs is not None:
+            args.usage_error("argument --ray: not allowed with --jobs (Ray runs as many runs at once as the cluster "
+                             "has CPUs)")
+        from dg_envs.experiments import make_config
+
+        if not hasattr(make_config(args.name), "jobs"):
+            args.usage_error(f"argument --ray: {args.name} does not run independent runs side by side "
+                             "(it has no jobs setting)")
     if args.command == "experiment" and (args.jobs is not None or args.set):
         from dg_envs.experiments import make_config
 

@@ -1,6 +1,7 @@
 """The dg-envs command line."""
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 import time
@@ -80,6 +81,32 @@ def test_cli_rejects_invalid_jobs_for_an_experiment_without_them(tmp_path, capsy
     assert exit_info.value.code == 2
     assert "argument --jobs: bandit-geometry has no setting ['jobs']" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["mnist-staleness", "--ray", "--jobs", "2"], "argument --ray: not allowed with --jobs"),
+    (["bandit-geometry", "--ray"], "argument --ray: bandit-geometry does not run independent runs side by side"),
+    (["distributed", "--ray", "HEAD:6379"], "argument --ray: distributed does not run independent runs"),
+])
+def test_cli_rejects_ray_where_it_cannot_run_the_sweep(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["experiment", *args, "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_ray_option_takes_an_optional_address():
+    parse = build_parser().parse_args
+    assert parse(["experiment", "mnist-staleness"]).ray is None
+    assert parse(["experiment", "mnist-staleness", "--ray"]).ray == ""  # a local cluster
+    assert parse(["experiment", "mnist-staleness", "--ray", "HEAD:6379"]).ray == "HEAD:6379"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray is installed")
+def test_ray_sweep_without_ray_names_the_extra(tmp_path):
+    with pytest.raises(ImportError, match=r"dg-envs\[rllib\]"):
+        main(["experiment", "mnist-staleness", "--quick", "--seeds", "1", "--ray", "--out", str(tmp_path)])
+    assert not (tmp_path / "mnist-staleness.jsonl").exists()
 
 
 def test_cli_rejects_bad_tensorboard_dir(tmp_path, capsys):

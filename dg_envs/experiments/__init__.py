@@ -9,18 +9,21 @@ default. The experiment contract (``Config``, ``run``, ``analyse``) is described
 Sweeps resume: every training run's record is appended to ``NAME.jsonl`` as soon as it
 finishes, and the same command run again (same settings) skips the runs already recorded,
 then analyses all of them (:func:`dg_envs.experiments.common.run_sweep`). ``jobs=N``
-(``--jobs N``) runs N training runs side by side.
+(``--jobs N``) runs N training runs side by side; ``ray=True`` (``--ray``) runs them as Ray tasks
+on a local cluster, ``ray="HEAD:6379"`` (``--ray HEAD:6379``) on a running one, with the same
+records (Ray: the ``rllib`` extra).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
 import time
 from pathlib import Path
 
-from dg_envs.experiments.common import RESULTS_DIR, prepare_out_dir, save_records, use_one_thread
+from dg_envs.experiments.common import RESULTS_DIR, prepare_out_dir, ray_sweeps, save_records, use_one_thread
 from dg_envs.validation import check_int
 
 #: Experiment name -> module (imported on use: each pulls in what it needs).
@@ -60,22 +63,32 @@ def make_config(name: str, quick: bool = False, seeds: int | None = None, **over
 
 
 def run_experiment(name: str, quick: bool = False, seeds: int | None = None, out_dir: Path | str = RESULTS_DIR,
-                   progress: bool = True, tensorboard_log: str | None = None, **overrides) -> str:
+                   progress: bool = True, tensorboard_log: str | None = None, ray: bool | str = False,
+                   **overrides) -> str:
     """Run experiment ``name``, write its table/figure/records into ``out_dir``, return the table.
 
     ``tensorboard_log``: a folder for SB3's TensorBoard logs of every training run (off by default).
+    ``ray``: run the sweep's runs as Ray tasks (:func:`~dg_envs.experiments.common.ray_sweeps`):
+    ``True`` on a local cluster, a string on the cluster at that address; ``False``: processes
+    (``jobs``).
     The settings and ``out_dir`` are checked before the sweep starts (``ValueError`` naming
     them): ``out_dir`` is created if needed and must be a folder this process can write in.
     """
+    if not isinstance(ray, (bool, str)):
+        raise ValueError(f"ray must be True, False or a cluster address, got {ray!r}")
     module = get_experiment(name)
     config = make_config(name, quick=quick, seeds=seeds, **overrides)
+    if ray is not False and "jobs" not in {f.name for f in dataclasses.fields(config)}:
+        raise ValueError(f"ray: {name} does not run independent runs side by side (it has no jobs setting)")
     out_dir = prepare_out_dir(out_dir)
 
     # One thread each (torch and BLAS), so that experiments can run side by side.
     use_one_thread()
     start = time.perf_counter()
     (out_dir / f"{name}.config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1, default=str))
-    records = module.run(config, progress=progress, tensorboard_log=tensorboard_log, out_dir=out_dir)
+    on_ray = contextlib.nullcontext() if ray is False else ray_sweeps(None if ray is True else ray)
+    with on_ray:
+        records = module.run(config, progress=progress, tensorboard_log=tensorboard_log, out_dir=out_dir)
     save_records(records, out_dir, name)  # the sweep's records, in grid order (a resumed sweep's included)
     table = module.analyse(records, out_dir)
     elapsed = time.perf_counter() - start

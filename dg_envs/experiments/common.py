@@ -14,7 +14,9 @@ An experiment (bsuite's split) is a module with
 A sweep of training runs goes through :func:`run_sweep`: every finished run's record is
 appended to ``out_dir/<name>.jsonl`` at once, under a *run key* (:func:`run_key`: the grid
 point and a hash of the settings that change its result), so a sweep that is stopped resumes
-where it was, and ``config.jobs`` runs go side by side in spawned processes.
+where it was, and ``config.jobs`` runs go side by side in spawned processes — or, inside
+:func:`ray_sweeps` (``dg-envs experiment NAME --ray [ADDRESS]``), as Ray tasks on a local or
+remote cluster (:class:`RayExecutor`), with the same records.
 
 Algorithms are named as in :data:`dg_envs.algos.ALGORITHMS` and their classes come from
 :func:`dg_envs.algos.get_algorithm`; an experiment keeps per-method settings (keyword
@@ -27,6 +29,8 @@ arguments, a record label) as data in its ``Config``, never a table of classes o
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -213,6 +217,72 @@ def _timed(work: Callable[[dict], dict], job: dict) -> dict:
     return {**result, "wall_seconds": time.perf_counter() - start}
 
 
+class RayExecutor(cf.Executor):
+    """A ``concurrent.futures`` executor whose calls run as Ray tasks (one CPU and one thread each).
+
+    Connects to the cluster at ``address`` (``"HEAD:6379"``), or starts a local one (all CPUs)
+    when ``address`` is None, unless Ray is already initialised in this process; ``shutdown``
+    stops only a cluster connection this executor made. Each task runs ``fn(*args)`` after
+    :func:`use_one_thread`, so ``fn`` and its arguments must be picklable (and importable on
+    every node: ``dg_envs`` installed there). Ray's futures are ``concurrent.futures.Future``
+    objects, so :func:`run_sweep` waits on them as on a process pool's. Needs the ``rllib``
+    extra (or ``pip install ray``).
+    """
+
+    def __init__(self, address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError as error:
+            raise ImportError('running a sweep on Ray needs Ray: pip install "dg-envs[rllib]"') from error
+        self._ray = ray
+        self._started = not ray.is_initialized()
+        if self._started:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        self._task = ray.remote(num_cpus=1, max_retries=0)(_one_thread_call)
+
+    def submit(self, fn, /, *args, **kwargs) -> cf.Future:
+        return self._task.remote(fn, *args, **kwargs).future()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        if self._started and self._ray.is_initialized():
+            self._ray.shutdown()
+            self._started = False
+
+
+def _one_thread_call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    use_one_thread()
+    return fn(*args, **kwargs)
+
+
+#: Inside :func:`ray_sweeps`: the Ray address (a 1-tuple; ``(None,)``: a local cluster); else None.
+_RAY_SWEEPS: contextvars.ContextVar[tuple[str | None] | None] = contextvars.ContextVar("ray_sweeps", default=None)
+
+
+@contextlib.contextmanager
+def ray_sweeps(address: str | None = None):
+    """Within this block, :func:`run_sweep` runs the missing runs as Ray tasks (:class:`RayExecutor`).
+
+    ``address`` None: a local cluster. ``config.jobs`` is then not used: Ray runs as many runs at
+    once as the cluster has CPUs (one each). The records are those of a sweep run with ``jobs``.
+    """
+    token = _RAY_SWEEPS.set((address,))
+    try:
+        yield
+    finally:
+        _RAY_SWEEPS.reset(token)
+
+
+def _executor(n_jobs: int) -> cf.Executor | None:
+    """Where the runs go: None (one after another, in this process), a process pool, or Ray."""
+    ray = _RAY_SWEEPS.get()
+    if ray is not None:
+        return RayExecutor(ray[0])
+    if n_jobs <= 1:
+        return None
+    context = multiprocessing.get_context("spawn")  # no forked torch state
+    return cf.ProcessPoolExecutor(n_jobs, mp_context=context, initializer=use_one_thread)
+
+
 def run_sweep(
     name: str,
     config: Any,
@@ -227,7 +297,8 @@ def run_sweep(
 
     :param config: the experiment's ``Config``; ``config.jobs`` (default 1) runs go side by
         side, each in a spawned process with one thread (:func:`use_one_thread`; ``work`` must
-        then be picklable: a module-level function, or a ``functools.partial`` of one).
+        then be picklable: a module-level function, or a ``functools.partial`` of one); inside
+        :func:`ray_sweeps` every run is a Ray task instead (``work`` picklable too).
     :param jobs: the grid points (:func:`run_key`), JSON-able dicts.
     :param work: trains one job and returns its result fields (JSON-able).
     :param grid_fields: the config fields that change no run's result (:func:`shared_settings`).
@@ -280,8 +351,9 @@ def run_sweep(
 
     queue = list(todo)
     n_jobs = getattr(config, "jobs", 1)
+    executor = _executor(getattr(config, "jobs", 1))
     with tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=name, disable=not progress) as bar:
-        if n_jobs <= 1:
+        if executor is None:
             while queue:
                 i = next_ready(queue)[0]  # the needed job comes first in the queue
                 queue.remove(i)
@@ -289,8 +361,7 @@ def run_sweep(
                 bar.update()
         else:
             error: BaseException | None = None
-            context = multiprocessing.get_context("spawn")  # no forked torch state
-            with cf.ProcessPoolExecutor(n_jobs, mp_context=context, initializer=use_one_thread) as pool:
+            with executor as pool:
                 running: dict[cf.Future, int] = {}
                 while queue or running:
                     if error is None:
