@@ -222,11 +222,11 @@ class _GreedyModule:
         import gymnasium as gym
         import torch
 
-        obs = np.asarray(obs)
         if self.space is not None:  # MultiDiscrete: the one-hot encoding the env-to-module connector made
             obs = np.stack([gym.spaces.flatten(self.space, o) for o in obs])
+        obs = np.array(obs, dtype=np.float32)  # a copy: MNIST's cached images are read-only
         with torch.no_grad():
-            logits = self.module.forward_inference({"obs": torch.as_tensor(obs, dtype=torch.float32)})
+            logits = self.module.forward_inference({"obs": torch.from_numpy(obs)})
         return logits["action_dist_inputs"].argmax(-1).numpy(), None
 
 
