@@ -5,6 +5,9 @@
   ``vtrace_correction``; their learners are :class:`~dg_envs.rllib.learners.DGPPOTorchLearner`
   and :class:`~dg_envs.rllib.learners.DGAPPOTorchLearner`, which log the policy lag of every
   trained sample (RLlib's weights sequence numbers) and the gate statistics.
+  :class:`~dg_envs.rllib.learners.APPOLagTorchLearner` is RLlib's APPO loss with the same lag
+  metrics (``DGAPPOConfig().training(learner_class=APPOLagTorchLearner)``): the baseline of
+  ``dg-envs experiment distributed``.
 * :class:`ExecutedActionCallback` — the executed-action protocol: episodes leave the env runners
   with the action that ran and its reported log-prob (added by the DG configs; add it to any
   other RLlib config with ``config.callbacks(ExecutedActionCallback)``).
@@ -29,13 +32,13 @@ Example (not run here: it starts Ray)::
 import importlib.util
 
 __all__ = [
-    "DGAPPO", "DGAPPOConfig", "DGAPPOTorchLearner", "DGPPO", "DGPPOConfig", "DGPPOTorchLearner", "DelightOptions",
+    "APPOLagTorchLearner", "DGAPPO", "DGAPPOConfig", "DGAPPOTorchLearner", "DGPPO", "DGPPOConfig", "DGPPOTorchLearner", "DelightOptions",
     "ExecutedActionCallback", "METRICS", "make_env_creator", "register_env",
 ]
 
 if importlib.util.find_spec("ray") is not None:
     from dg_envs.rllib.config import DGAPPO, DGPPO, DGAPPOConfig, DGPPOConfig
-    from dg_envs.rllib.learners import METRICS, DGAPPOTorchLearner, DGPPOTorchLearner
+    from dg_envs.rllib.learners import METRICS, APPOLagTorchLearner, DGAPPOTorchLearner, DGPPOTorchLearner
     from dg_envs.rllib.options import DelightOptions
     from dg_envs.rllib.protocol import ExecutedActionCallback, make_env_creator, register_env
 else:  # importable without the extra (so tools can walk the package); using it says what is missing
