@@ -27,7 +27,9 @@ Per run: the greedy error of the learner's RLModule on clean data (bandit: every
 the test split; token reversal: the fraction of imperfect answers over 256 clean episodes — the
 same evaluators as the SB3 experiments, :mod:`dg_envs.experiments.training`), the policy lag
 (mean and max over the run, and the per-iteration means for a histogram), env steps sampled
-per second, learner updates per second and wall seconds.
+per second, learner updates per second (both from the first iteration that sampled: the env
+runners' start-up left out; the learner runs with one torch thread, as every experiment's runs)
+and wall seconds.
 
 On a multi-node Ray cluster (``dg_envs`` installed on every node)::
 
