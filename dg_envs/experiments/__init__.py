@@ -89,7 +89,8 @@ def run_experiment(name: str, quick: bool = False, seeds: int | None = None, out
     on_ray = contextlib.nullcontext() if ray is False else ray_sweeps(None if ray is True else ray)
     with on_ray:
         records = module.run(config, progress=progress, tensorboard_log=tensorboard_log, out_dir=out_dir)
-    save_records(records, out_dir, name)  # the sweep's records, in grid order (a resumed sweep's included)
+    # The sweep's records in grid order (a resumed sweep's included), then other grid points' records.
+    save_records(records, out_dir, name, keep_other_points=True)
     table = module.analyse(records, out_dir)
     elapsed = time.perf_counter() - start
     mode = "quick" if quick else "full"

@@ -114,13 +114,19 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     return "\n".join(lines)
 
 
-def save_records(records: list[dict], out_dir: Path, name: str) -> Path:
+def save_records(records: list[dict], out_dir: Path, name: str, keep_other_points: bool = False) -> Path:
     """Write the raw per-run records next to the table (JSON lines), so analyses can be redone.
 
-    Replaces ``<name>.jsonl`` in one step (a temporary file renamed over it).
+    Replaces ``<name>.jsonl`` in one step (a temporary file renamed over it). With
+    ``keep_other_points``, the file's records of grid points that ``records`` do not cover (run
+    keys, :func:`run_key`) are kept after them: a sweep of part of a grid leaves the rest's.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.jsonl"
+    if keep_other_points and path.exists():
+        points = {_grid_point(r.get("key")) for r in records}
+        records = list(records) + [r for r in load_records(path)
+                                   if _grid_point(r.get("key")) not in points | {None}]
     temporary = path.with_name(f".{path.name}.tmp")  # replaced in one step: never half written
     with temporary.open("w") as f:
         for record in records:
@@ -181,6 +187,11 @@ def run_key(job: dict[str, Any], shared: dict[str, Any]) -> str:
     point = " ".join(f"{k}={json.dumps(v, default=str) if isinstance(v, (dict, list, tuple)) else v}"
                      for k, v in job.items() if k != "settings")
     return f"{point} #{settings_digest({'job': job, 'shared': shared})}"
+
+
+def _grid_point(key: Any) -> str | None:
+    """The readable part of a run key (the grid point, without the settings' hash)."""
+    return key.rsplit(" #", 1)[0] if isinstance(key, str) else None
 
 
 def _append(path: Path, record: dict) -> None:
@@ -306,8 +317,9 @@ def run_sweep(
 
     A record is ``{"key": ..., **job, **result, "wall_seconds": ...}``, appended (flushed) as
     soon as its run ends. Records already in the file under one of the jobs' keys are reused;
-    records under other keys (another config's) are moved, not lost, to
-    ``<name>.superseded.jsonl``. If a run fails, the runs already going are still waited for
+    records of one of the jobs' grid points under another key (other settings) are moved, not
+    lost, to ``<name>.superseded.jsonl``; records of grid points not in ``jobs`` stay where they
+    are, so a sweep of part of a grid (``--set settings=...``) keeps the rest's records. If a run fails, the runs already going are still waited for
     and recorded, and the first error is raised. One sweep per folder at a time: two
     processes resuming the same file would both run the missing runs.
     """
@@ -325,11 +337,14 @@ def run_sweep(
         for record in old:
             if record.get("key") in wanted and record["key"] not in done:
                 done[record["key"]] = record
+        points = {_grid_point(k) for k in keys}
         others = [r for r in old if done.get(r.get("key")) is not r]
-        if others:
+        superseded = [r for r in others if _grid_point(r.get("key")) in points]  # same point, other settings
+        if superseded:
             with (out_dir / f"{name}.superseded.jsonl").open("a") as f:
-                f.writelines(json.dumps(r, default=float) + "\n" for r in others)
-            save_records([done[k] for k in keys if k in done], out_dir, name)
+                f.writelines(json.dumps(r, default=float) + "\n" for r in superseded)
+            unselected = [r for r in others if _grid_point(r.get("key")) not in points]
+            save_records([done[k] for k in keys if k in done] + unselected, out_dir, name)
     todo = [i for i, k in enumerate(keys) if k not in done]
     waits_for = {}  # job index -> key of the job it needs
     for i in todo:

@@ -76,6 +76,26 @@ def test_a_changed_setting_reruns_and_keeps_the_old_records_aside(tmp_path, monk
     assert sorted(calls) == [("DG", 0, 0), ("DG", 3, 0)]
 
 
+def test_a_sweep_of_part_of_the_grid_keeps_the_other_points_records(tmp_path, monkeypatch):
+    run_experiment("mnist-paper", seeds=1, out_dir=tmp_path, progress=False, **TINY)
+    everything = _lines(tmp_path / "mnist-paper.jsonl")
+    calls = _counting(monkeypatch)
+    run_experiment("mnist-paper", seeds=1, out_dir=tmp_path, progress=False, **{**TINY, "methods": ("DG",)})
+    assert calls == []
+    assert not (tmp_path / "mnist-paper.superseded.jsonl").exists()
+    assert sorted(r["key"] for r in _lines(tmp_path / "mnist-paper.jsonl")) == sorted(r["key"] for r in everything)
+    # The part again under other settings: its points' records move aside, PG's stay.
+    run_experiment("mnist-paper", seeds=1, out_dir=tmp_path, progress=False,
+                   **{**TINY, "methods": ("DG",), "learning_rate": 3e-3})
+    assert len(calls) == 2
+    assert {r["method"] for r in _lines(tmp_path / "mnist-paper.superseded.jsonl")} == {"DG"}
+    kept = _lines(tmp_path / "mnist-paper.jsonl")
+    assert [r for r in kept if r["method"] == "PG"] == [r for r in everything if r["method"] == "PG"]
+    calls.clear()
+    run_experiment("mnist-paper", seeds=1, out_dir=tmp_path, progress=False, **TINY)
+    assert sorted(calls) == [("DG", 0, 0), ("DG", 3, 0)]  # PG's runs were still there
+
+
 def test_run_keys_hash_what_changes_a_result_and_nothing_else():
     config = make_config("kondo-lengths")
     grid = kondo_lengths.grid(config)
