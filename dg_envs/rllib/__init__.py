@@ -11,6 +11,11 @@
 * :class:`ExecutedActionCallback` — the executed-action protocol: episodes leave the env runners
   with the action that ran and its reported log-prob (added by the DG configs; add it to any
   other RLlib config with ``config.callbacks(ExecutedActionCallback)``).
+* :class:`SampleAccountingCallback` — under RLlib's fault tolerance, adds
+  ``result["sample_accounting"]`` to every training result: env runner restarts, the env steps
+  sampled and trained over the run, and ``lost_env_steps_at_most``, a bound on the env steps
+  failed runners simulated but never delivered (``config.callbacks(SampleAccountingCallback)``;
+  it composes with the other callbacks).
 * :func:`register_env` / :func:`make_env_creator` — our env ids with env-level frictions, built
   inside the env runners.
 
@@ -33,10 +38,11 @@ import importlib.util
 
 __all__ = [
     "APPOLagTorchLearner", "DGAPPO", "DGAPPOConfig", "DGAPPOTorchLearner", "DGPPO", "DGPPOConfig", "DGPPOTorchLearner", "DelightOptions",
-    "ExecutedActionCallback", "METRICS", "make_env_creator", "register_env",
+    "ExecutedActionCallback", "METRICS", "SampleAccountingCallback", "make_env_creator", "register_env",
 ]
 
 if importlib.util.find_spec("ray") is not None:
+    from dg_envs.rllib.accounting import SampleAccountingCallback
     from dg_envs.rllib.config import DGAPPO, DGPPO, DGAPPOConfig, DGPPOConfig
     from dg_envs.rllib.learners import METRICS, APPOLagTorchLearner, DGAPPOTorchLearner, DGPPOTorchLearner
     from dg_envs.rllib.options import DelightOptions

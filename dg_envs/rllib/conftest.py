@@ -2,4 +2,4 @@
 
 import importlib.util
 
-collect_ignore_glob = [] if importlib.util.find_spec("ray") is not None else ["config.py", "learners.py", "protocol.py"]
+collect_ignore_glob = [] if importlib.util.find_spec("ray") is not None else ["accounting.py", "config.py", "learners.py", "protocol.py"]

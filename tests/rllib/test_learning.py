@@ -9,11 +9,14 @@ pytest.importorskip("ray.rllib")
 
 from ray.rllib.utils.metrics import FAULT_TOLERANCE_STATS  # noqa: E402
 
-from dg_envs.rllib import DGAPPOConfig, register_env  # noqa: E402
+from dg_envs.rllib import DGAPPOConfig, SampleAccountingCallback, register_env  # noqa: E402
+from dg_envs.rllib.accounting import (  # noqa: E402
+    ENV_RUNNER_RESPONSES_DROPPED, ENV_RUNNER_RESTARTS, ENV_RUNNERS_UNHEALTHY, LOST_ENV_STEPS_AT_MOST, SAMPLE_ACCOUNTING)
 from dg_envs.rllib.learners import POLICY_LAG_MAX, POLICY_LAG_MEAN  # noqa: E402
 
 MODULE = "default_policy"
 TRAINED = "num_env_steps_trained_lifetime"
+SAMPLED = "num_env_steps_sampled_lifetime"
 
 
 def _bandit_appo(name, **training):
@@ -59,22 +62,30 @@ def test_dg_appo_without_correction_learns_the_contextual_bandit_and_reports_pol
 
 def test_killed_env_runner_is_restored_and_training_goes_on(local_ray):
     """restart_failed_env_runners=True: one of the two env runner actors is killed mid-run; the run
-    goes on (the learner's trained-steps count keeps rising) and RLlib restores the runner."""
+    goes on (the learner's trained-steps count keeps rising) and RLlib restores the runner. The
+    result's ``sample_accounting`` (SampleAccountingCallback) shows the restart, the lifetime
+    sampled / trained counters still rising, and the bound on the lost env steps: failures x 2
+    requests in flight x (50-step fragments x 4 envs + 3)."""
     import ray
 
-    config = _bandit_appo("dg-test-bandit-fault").fault_tolerance(restart_failed_env_runners=True)
+    config = (_bandit_appo("dg-test-bandit-fault")
+              .env_runners(max_requests_in_flight_per_env_runner=2)
+              .callbacks(SampleAccountingCallback)
+              .fault_tolerance(restart_failed_env_runners=True))
+    assert [c.__name__ for c in config.callbacks_class] == ["ExecutedActionCallback", "SampleAccountingCallback"]
     algo = config.build_algo()
     start = time.monotonic()
     try:
-        before = 0
+        before, accounting_before = 0, {}
         while before == 0 and time.monotonic() - start < 120:  # train first (the runners take a while to start)
-            before = _trained(algo.train())
+            result = algo.train()
+            before, accounting_before = _trained(result), result[SAMPLE_ACCOUNTING]
         actors = algo.env_runner_group._worker_manager.actors()
         ray.kill(actors[min(actors)], no_restart=False)  # a crash; Ray may restart the actor
-        after, faults = before, {}
+        after, faults, accounting = before, {}, {}
         while time.monotonic() - start < 240:
             result = algo.train()
-            after, faults = max(after, _trained(result)), result[FAULT_TOLERANCE_STATS]
+            after, faults, accounting = max(after, _trained(result)), result[FAULT_TOLERANCE_STATS], result[SAMPLE_ACCOUNTING]
             if faults["num_remote_worker_restarts"] >= 1 and faults["num_healthy_workers"] == 2 and after > before:
                 break
     finally:
@@ -82,3 +93,13 @@ def test_killed_env_runner_is_restored_and_training_goes_on(local_ray):
     assert after > before > 0, (before, after)
     assert faults["num_remote_worker_restarts"] >= 1, faults
     assert faults["num_healthy_workers"] == 2, faults
+    print("sample accounting before the kill:", accounting_before, "after the restore:", accounting)
+    assert accounting_before[LOST_ENV_STEPS_AT_MOST] == 0, accounting_before
+    assert accounting[ENV_RUNNER_RESTARTS] == faults["num_remote_worker_restarts"] >= 1, accounting
+    failures = accounting[ENV_RUNNER_RESTARTS] + accounting[ENV_RUNNERS_UNHEALTHY] + accounting[ENV_RUNNER_RESPONSES_DROPPED]
+    assert accounting[ENV_RUNNERS_UNHEALTHY] == 0 and accounting[ENV_RUNNER_RESPONSES_DROPPED] == 0, accounting  # async: none
+    assert accounting[LOST_ENV_STEPS_AT_MOST] == failures * 2 * (50 * 4 + 4 - 1) > 0, accounting
+    for counter in (SAMPLED, TRAINED):
+        assert accounting[counter] > accounting_before[counter] > 0, (counter, accounting_before, accounting)
+    assert accounting[SAMPLED] == result["env_runners"][SAMPLED]  # RLlib's own counters, as reported
+    assert _trained(result) in (0, accounting[TRAINED])  # (0: no learner results this iteration)
