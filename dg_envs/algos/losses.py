@@ -29,7 +29,7 @@ from typing import NamedTuple
 import torch as th
 
 __all__ = [
-    "LossOutput", "cross_entropy_loss", "dg_loss", "kondo_keep", "kondo_loss", "pmpo_loss", "ppo_loss",
+    "LossOutput", "cross_entropy_loss", "dg_loss", "episode_sum", "kondo_keep", "kondo_loss", "pmpo_loss", "ppo_loss",
     "reinforce_loss",
 ]
 
@@ -60,20 +60,27 @@ def _valid(log_prob: th.Tensor, mask: th.Tensor | None) -> tuple[th.Tensor, th.T
 
 
 def dg_loss(
-    log_prob: th.Tensor, advantages: th.Tensor, eta: float = 1.0, price: float = 0.0, mask: th.Tensor | None = None
+    log_prob: th.Tensor,
+    advantages: th.Tensor,
+    eta: float = 1.0,
+    price: float = 0.0,
+    mask: th.Tensor | None = None,
+    surprisal: th.Tensor | None = None,
 ) -> LossOutput:
     """DG-weighted REINFORCE (``egg/losses/dg.py``; arXiv 2603.14608): ``-mean(w * A * log pi)``.
 
-    ``w = sigmoid((chi - price) / eta)`` with the delight ``chi = A * (-log pi)`` under the
+    ``w = sigmoid((chi - price) / eta)`` with the delight ``chi = A * surprisal`` under the
     learner, detached; ``eta = 0`` is the hard gate ``1{chi > price}``. No ratio: the
-    behaviour probability is never read.
+    behaviour probability is never read. ``surprisal`` defaults to each sample's own
+    ``-log pi`` (the reference's token gate); pass e.g. the whole answer's
+    (:func:`episode_sum` of ``-log_prob``) to gate every token by its answer's surprisal.
     """
-    _check(log_prob, advantages, mask, names="log_prob advantages mask")
+    _check(log_prob, advantages, mask, surprisal, names="log_prob advantages mask surprisal")
     if not eta >= 0.0:
         raise ValueError(f"eta must be >= 0, got {eta}")
     m, n = _valid(log_prob, mask)
     adv = advantages.detach()
-    chi = adv * -log_prob.detach()
+    chi = adv * (-log_prob.detach() if surprisal is None else surprisal.detach())
     if eta == 0.0:
         gate = (chi > price).to(chi.dtype)
     else:  # an eta that underflows in chi's dtype would give 0 / 0 where chi == price: the limit is 1/2
@@ -151,19 +158,24 @@ def pmpo_loss(
 
 
 def kondo_keep(
-    advantages: th.Tensor, log_prob: th.Tensor, keep_fraction: float, mask: th.Tensor | None = None
+    advantages: th.Tensor,
+    log_prob: th.Tensor,
+    keep_fraction: float,
+    mask: th.Tensor | None = None,
+    surprisal: th.Tensor | None = None,
 ) -> th.Tensor:
     """The reference Kondo gate (``egg/losses/kondo.py``): keep the top ``k`` samples by delight.
 
     ``k = max(1, round(keep_fraction * n_valid))``; every sample whose delight is within
     ``1e-6`` of the ``k``-th largest or above is kept (ties at the ``k``-th value all kept),
-    so possibly more than ``k``. Returns a bool mask, False on invalid samples.
+    so possibly more than ``k``. Returns a bool mask, False on invalid samples. ``surprisal``:
+    as in :func:`dg_loss` (default ``-log_prob``).
     """
-    _check(advantages, log_prob, mask, names="advantages log_prob mask")
+    _check(advantages, log_prob, mask, surprisal, names="advantages log_prob mask surprisal")
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
     valid = th.ones_like(log_prob, dtype=th.bool) if mask is None else mask.detach() > 0
-    chi = advantages.detach() * -log_prob.detach()
+    chi = advantages.detach() * (-log_prob.detach() if surprisal is None else surprisal.detach())
     k = max(1, round(keep_fraction * int(valid.sum())))
     values = th.where(valid, chi, th.full_like(chi, -th.inf)).reshape(-1)
     threshold = th.sort(values).values[values.numel() - k] - 1e-6
@@ -176,23 +188,40 @@ def kondo_loss(
     keep_fraction: float = 0.03,
     mask: th.Tensor | None = None,
     keep: th.Tensor | None = None,
+    surprisal: th.Tensor | None = None,
 ) -> LossOutput:
     """Kondo-gated REINFORCE as the reference weights it (``egg/losses/kondo.py``; arXiv 2603.20526).
 
     ``-sum_{kept}(A * log pi) / n_valid``: survivors of :func:`kondo_keep` weighted 1, the sum
     divided by *all* valid samples. ``keep``: a mask computed beforehand (a screening forward
     without gradients; then only the kept samples' ``log_prob`` need a gradient).
+    ``surprisal``: as in :func:`dg_loss` (default ``-log_prob``).
     """
-    _check(log_prob, advantages, mask, keep, names="log_prob advantages mask keep")
+    _check(log_prob, advantages, mask, keep, surprisal, names="log_prob advantages mask keep surprisal")
     m, n = _valid(log_prob, mask)
     if keep is None:
-        keep = kondo_keep(advantages, log_prob, keep_fraction, mask)
+        keep = kondo_keep(advantages, log_prob, keep_fraction, mask, surprisal)
     adv = advantages.detach()
     w = keep.to(log_prob.dtype) * m
-    chi = adv * -log_prob.detach()
+    chi = adv * (-log_prob.detach() if surprisal is None else surprisal.detach())
     kept = w.sum().clamp(min=1.0)
     stats = {"kondo_kept_fraction": w.sum() / n, "delight_mean": (chi * w).sum() / kept}
     return LossOutput(-(w * adv * log_prob).sum() / n, stats)
+
+
+def episode_sum(values: th.Tensor, episode_ids: th.Tensor) -> th.Tensor:
+    """Each sample's episode total: ``out[i] = sum of values[j] over the j with episode_ids[j] == episode_ids[i]``.
+
+    With ``values = -log_prob`` of an answer's tokens, every token gets the surprisal of the
+    whole answer, ``-log pi(answer | prompt)``.
+
+    >>> episode_sum(th.tensor([1.0, 2.0, 3.0, 4.0]), th.tensor([0, 0, 1, 1]))
+    tensor([3., 3., 7., 7.])
+    """
+    _check(values, episode_ids, names="values episode_ids")
+    ids = episode_ids.long()
+    totals = th.zeros(int(ids.max()) + 1 if ids.numel() else 0, dtype=values.dtype, device=values.device)
+    return totals.index_add(0, ids, values)[ids]
 
 
 def cross_entropy_loss(label_log_prob: th.Tensor, mask: th.Tensor | None = None) -> LossOutput:

@@ -55,14 +55,18 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from dg_envs.algos.group import GroupBaselineRolloutBuffer, group_size_of
+from dg_envs.algos.group import GroupBaselineRolloutBuffer, episode_ids, group_size_of
 from dg_envs.algos.losses import (
-    LossOutput, cross_entropy_loss, dg_loss, kondo_keep, kondo_loss, pmpo_loss, ppo_loss, reinforce_loss,
+    LossOutput, cross_entropy_loss, dg_loss, episode_sum, kondo_keep, kondo_loss, pmpo_loss, ppo_loss, reinforce_loss,
 )
 from dg_envs.algos.relabel import BehaviorRolloutBuffer, ExecutedActionMixin
 from dg_envs.algos.transformer import whole_answer_log_prob
 from dg_envs.algos.weighting import push_snapshot
-from dg_envs.validation import check_int, check_real
+from dg_envs.validation import check_choice, check_int, check_real
+
+#: Whose surprisal the DG / Kondo gate reads (``surprisal=``): each step's own (the reference's
+#: token gate) or its whole episode's (``-log pi`` of the answer).
+SURPRISALS = ("step", "episode")
 
 __all__ = [
     "DGPG", "PMPO", "CrossEntropyOracle", "KondoPG", "ReferencePolicyGradient", "ReportedRatioPG", "ReportedRatioPPO",
@@ -190,6 +194,14 @@ class ReferencePolicyGradient(ExecutedActionMixin, OnPolicyAlgorithm):
         """The class's pure loss on the whole batch."""
         raise NotImplementedError
 
+    def _gate_surprisal(self, log_prob: th.Tensor, surprisal: str) -> th.Tensor | None:
+        """The surprisal a gate reads for ``surprisal`` (:data:`SURPRISALS`): None (each sample's
+        own ``-log pi``) or, for ``"episode"``, every step's episode total (of the whole rollout)."""
+        if surprisal == "step":
+            return None
+        ids = th.as_tensor(episode_ids(self.rollout_buffer.episode_starts), device=log_prob.device)
+        return episode_sum(-log_prob.detach(), ids)
+
     def _policy_loss(self, batch: Any) -> tuple[LossOutput, th.Tensor, int]:
         """(loss, detached log-probs of all samples, samples through the backward pass)."""
         log_prob = self._rollout_log_prob(batch)
@@ -227,16 +239,25 @@ class DGPG(ReferencePolicyGradient):
     :param eta: gate temperature (>= 0; 0 is the hard gate ``1{chi > price}``), in units of
         the raw group-baselined advantage.
     :param price: the gate's threshold ``lambda`` (the reference's ``lambda_learn``, default 0).
+    :param surprisal: ``"step"`` (default, the reference's token gate: each token's own
+        ``-log pi``) or ``"episode"`` (every token gated by its whole answer's surprisal,
+        ``-log pi(answer | prompt)``: an injected answer that is surprising as a whole and
+        worse than its group is gated out on *all* its tokens, the unsurprising ones included;
+        see ``docs/results/README.md``, token reversal under the landmine bug).
     Other arguments: as :class:`ReferencePolicyGradient`.
     """
 
-    def __init__(self, *args: Any, eta: float = 1.0, price: float = 0.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, eta: float = 1.0, price: float = 0.0, surprisal: str = "step", **kwargs: Any
+    ) -> None:
         self.eta = check_real(eta, "eta", low=0.0, allow_inf=True)
         self.price = check_real(price, "price")
+        self.surprisal = check_choice(surprisal, "surprisal", SURPRISALS)
         super().__init__(*args, **kwargs)
 
     def _loss(self, log_prob, batch):
-        return dg_loss(log_prob, batch.advantages, eta=self.eta, price=self.price)
+        return dg_loss(log_prob, batch.advantages, eta=self.eta, price=self.price,
+                       surprisal=self._gate_surprisal(log_prob, self.surprisal))
 
 
 class ReportedRatioPG(ReferencePolicyGradient):
@@ -303,21 +324,25 @@ class KondoPG(ReferencePolicyGradient):
 
     :param keep_fraction: ``rho`` in (0, 1] (default 0.03, the papers' 3%; the reference
         loss's default 1.0 keeps everything).
+    :param surprisal: as :class:`DGPG`'s (``"episode"``: whole answers are ranked, and kept
+        or skipped together).
     Other arguments: as :class:`ReferencePolicyGradient`.
     """
 
-    def __init__(self, *args: Any, keep_fraction: float = 0.03, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, keep_fraction: float = 0.03, surprisal: str = "step", **kwargs: Any) -> None:
         self.keep_fraction = check_real(keep_fraction, "keep_fraction", low=0.0, low_open=True, high=1.0)
+        self.surprisal = check_choice(surprisal, "surprisal", SURPRISALS)
         super().__init__(*args, **kwargs)
 
     def _policy_loss(self, batch):
         obs, actions = batch.observations, self._policy_actions(batch.actions)
         with th.no_grad():
             screened = self._rollout_log_prob(batch)
-        keep = kondo_keep(batch.advantages, screened, self.keep_fraction)
+        surprisal = self._gate_surprisal(screened, self.surprisal)
+        keep = kondo_keep(batch.advantages, screened, self.keep_fraction, surprisal=surprisal)
         idx = keep.nonzero().flatten()
         log_prob = screened.index_put((idx,), self._log_prob(obs[idx], actions[idx]))
-        return kondo_loss(log_prob, batch.advantages, keep=keep), screened, len(idx)
+        return kondo_loss(log_prob, batch.advantages, keep=keep, surprisal=surprisal), screened, len(idx)
 
 
 class CrossEntropyOracle(ReferencePolicyGradient):

@@ -52,6 +52,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "DG": {"algorithm": "DGPG"},
     "Kondo 3%": {"algorithm": "KondoPG", "keep_fraction": 0.03},
     "CE": {"algorithm": "CE"},
+    # The reference DG with every token gated by its whole answer's surprisal (not in the
+    # reference code: docs/results/README.md, token reversal under the landmine bug).
+    "DG (answer)": {"algorithm": "DGPG", "surprisal": "episode"},
     # Our SB3-style algorithms (learned value baseline, GAE; PPO's family: 4 epochs of 4 minibatches
     # unless a batch_size is given, see token_run_spec).
     "sb3:PG": {"algorithm": "PG", "ent_coef": 0.0},

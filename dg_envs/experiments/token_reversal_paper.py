@@ -65,6 +65,8 @@ CLAIMS: dict[str, tuple[Claim, ...]] = {
               a="DG", b="PPO", factor=0.1),
         Claim("DG <= 0.1 x REINFORCE", "DG ~0.3% vs PG ~60% (same)", a="DG", b="REINFORCE", factor=0.1),
         Claim("DG <= 0.1 x PMPO", "DG ~0.3% vs PMPO ~15% (same)", a="DG", b="PMPO", factor=0.1),
+        Claim("DG (answer) <= 0.1 x PPO", "the first claim with DG's gate on each answer's surprisal",
+              a="DG (answer)", b="PPO", factor=0.1),
         Claim("sb3:DGPPO <= 0.1 x sb3:PPO", "the same claim for our SB3-style methods", a="sb3:DGPPO",
               b="sb3:PPO", factor=0.1),
         Claim("sb3:DGPPO <= 0.1 x sb3:PG", "the same claim for our SB3-style methods", a="sb3:DGPPO", b="sb3:PG",
@@ -81,6 +83,8 @@ CLAIMS: dict[str, tuple[Claim, ...]] = {
 }
 
 REFERENCE_LABELS = ("REINFORCE", "PPO", "PMPO", "DG", "Kondo 3%")
+#: The reference DG with the gate on each answer's surprisal instead of each token's (``surprisal="episode"``).
+VARIANT_LABELS = ("DG (answer)",)
 SB3_LABELS = ("sb3:DGPPO", "sb3:DGA2C", "sb3:KondoPPO", "sb3:PPO", "sb3:PG", "sb3:IWPG")
 
 
@@ -101,9 +105,10 @@ class Config:
     records stay valid for the whole grid).
     """
 
-    methods: tuple[str, ...] = REFERENCE_LABELS + SB3_LABELS
-    """Method labels (keys of ``method_settings``): the reference methods, then ours (``sb3:``)."""
-    method_settings: dict[str, dict] = field(default_factory=lambda: method_catalogue(*REFERENCE_LABELS, *SB3_LABELS))
+    methods: tuple[str, ...] = REFERENCE_LABELS + VARIANT_LABELS + SB3_LABELS
+    """Method labels (keys of ``method_settings``): the reference methods, DG gated per answer, then ours (``sb3:``)."""
+    method_settings: dict[str, dict] = field(
+        default_factory=lambda: method_catalogue(*REFERENCE_LABELS, *VARIANT_LABELS, *SB3_LABELS))
     """Label -> ``{"algorithm": registry name, **keyword arguments}`` (:data:`~dg_envs.experiments.paper.METHODS`)."""
     settings: tuple[str, ...] = ("clean", "stale", "bug", "reward", "discovery", "all")
     """Which frictions: ``"clean"``, a name of ``frictions`` (that one alone), ``"all"`` (all of them at once)."""

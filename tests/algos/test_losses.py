@@ -17,7 +17,7 @@ import torch as th
 
 from dg_envs.algos.group import group_baseline_advantages
 from dg_envs.algos.losses import (
-    cross_entropy_loss, dg_loss, kondo_keep, kondo_loss, pmpo_loss, ppo_loss, reinforce_loss,
+    cross_entropy_loss, dg_loss, episode_sum, kondo_keep, kondo_loss, pmpo_loss, ppo_loss, reinforce_loss,
 )
 
 TOL = 1e-6
@@ -269,6 +269,36 @@ def test_dg_gate_hand_values():
     assert th.allclose(g_price, -adv / 3)
 
 
+def test_dg_gate_reads_the_surprisal_it_is_given():
+    """surprisal= replaces -log pi in the gate only: a common token of a surprising answer is gated as the answer."""
+    adv = th.tensor([-1.0, -1.0])
+    lp = [math.log(0.9), math.log(0.01)]  # a common and a rare token of one answer
+    answer = episode_sum(-th.tensor(lp), th.tensor([0, 0]))  # -log(0.9 * 0.01) on both
+    assert th.allclose(answer, th.full((2,), -math.log(0.009)))
+    g = grad_of(lambda x: dg_loss(x, adv, surprisal=answer), lp)
+    w = 1 / (1 + 1 / 0.009)  # sigmoid(-1 * -log 0.009) = 0.009 / (1 + 0.009)
+    assert th.allclose(g, th.tensor([w, w]) / 2)  # -(w * A) / n with A = -1
+    g_step = grad_of(lambda x: dg_loss(x, adv), lp)  # the token gate: the common token keeps ~1/2
+    assert math.isclose(float(g_step[0]), (1 / (1 + 1 / 0.9)) / 2, rel_tol=1e-6)
+
+
+def test_episode_sum_hand_values_and_order_free_ids():
+    values = th.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert episode_sum(values, th.tensor([2, 0, 2, 0, 1])).tolist() == [4.0, 6.0, 4.0, 6.0, 5.0]
+    assert episode_sum(th.zeros(0), th.zeros(0, dtype=th.long)).numel() == 0
+
+
+def test_kondo_ranks_by_the_surprisal_it_is_given():
+    """With each answer's surprisal, both tokens of the most delightful answer tie and are kept together."""
+    adv = th.tensor([1.0, 1.0, 0.5, 0.5])
+    lp = th.log(th.tensor([0.9, 0.1, 0.2, 0.2]))  # answer 0: 0.9 * 0.1; answer 1: 0.2 * 0.2
+    answer = episode_sum(-lp, th.tensor([0, 0, 1, 1]))
+    assert kondo_keep(adv, lp, 0.25).tolist() == [False, True, False, False]  # token delight: only the rare one
+    assert kondo_keep(adv, lp, 0.25, surprisal=answer).tolist() == [True, True, False, False]
+    g = grad_of(lambda x: kondo_loss(x, adv, 0.25, surprisal=answer), lp.tolist())
+    assert th.allclose(g, th.tensor([-0.25, -0.25, 0.0, 0.0]))
+
+
 def test_reinforce_weight_is_the_reported_ratio():
     """A lying actor reports log mu = 0: the weight on its sample is pi / 1; a truthful one pi / mu."""
     lp = [math.log(0.1), math.log(0.1)]
@@ -328,6 +358,8 @@ def test_kondo_with_a_screening_mask_needs_gradients_only_on_kept_samples():
         lambda: ppo_loss(th.zeros(3), th.zeros(3), th.zeros(3), clip_range=0.0),
         lambda: kondo_keep(th.zeros(3), th.zeros(3), keep_fraction=0.0),
         lambda: pmpo_loss(th.zeros(3), th.zeros(3), th.zeros(3), alpha=1.5),
+        lambda: dg_loss(th.zeros(3), th.zeros(3), surprisal=th.zeros(2)),
+        lambda: episode_sum(th.zeros(3), th.zeros(2, dtype=th.long)),
     ],
 )
 def test_bad_inputs_raise(call):

@@ -12,7 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import dg_envs  # noqa: F401
 from dg_envs.algos.group import GroupBaselineRolloutBuffer
 from dg_envs.algos.losses import (
-    cross_entropy_loss, dg_loss, kondo_loss, pmpo_loss, ppo_loss, reinforce_loss,
+    cross_entropy_loss, dg_loss, kondo_keep, kondo_loss, pmpo_loss, ppo_loss, reinforce_loss,
 )
 from dg_envs.algos.reference import (
     DGPG, PMPO, CrossEntropyOracle, KondoPG, ReportedRatioPG, ReportedRatioPPO, optimal_actions,
@@ -87,6 +87,50 @@ def test_train_is_one_optimizer_step_on_the_pure_loss(cls):
     for name, p in model.policy.named_parameters():
         if name.startswith(("value_net", "mlp_extractor.value_net")):
             assert th.equal(p, dict(initial.named_parameters())[name])
+
+
+@pytest.mark.parametrize("cls, kwargs", [(DGPG, {}), (KondoPG, {"keep_fraction": 0.1})])
+def test_answer_surprisal_gates_every_token_by_its_answers_total(cls, kwargs):
+    """surprisal="episode": the gradient is the pure loss's with each answer's -log pi on all its tokens.
+
+    Two rollouts of two 3-token answers per sub-env (n_steps=6): the answer totals are summed
+    by hand from the unshuffled rollout (entry i * 6 + t is sub-env i's step t).
+    """
+    venv = make_vec_env("dg_envs/TokenReversal-v0", n_envs=20, seed=0, env_kwargs=dict(length=3, group_size=10))
+    model = cls("MlpPolicy", venv, seed=0, device="cpu", n_steps=6, surprisal="episode",
+                policy_kwargs=dict(net_arch=[16]), **kwargs)
+    initial = copy.deepcopy(model.policy)
+    seen = {}
+    step, whole = model.policy.optimizer.step, model.rollout_buffer.whole
+
+    def recording_step(*args, **kwargs):
+        seen["grads"] = [None if p.grad is None else p.grad.clone() for p in model.policy.parameters()]
+        return step(*args, **kwargs)
+
+    def recording_whole():
+        seen["batch"] = whole()
+        return seen["batch"]
+
+    model.policy.optimizer.step, model.rollout_buffer.whole = recording_step, recording_whole
+    model.learn(120)  # one rollout: 6 steps x 20 envs
+    batch = seen["batch"]
+    log_prob = initial.get_distribution(batch.observations).log_prob(batch.actions.long().flatten())
+    answer = (-log_prob.detach()).reshape(-1, 3).sum(1).repeat_interleave(3)  # 40 answers of 3 tokens
+    if cls is DGPG:
+        pure = dg_loss(log_prob, batch.advantages, surprisal=answer)
+    else:
+        pure = kondo_loss(log_prob, batch.advantages, keep_fraction=0.1, surprisal=answer)
+        kept = kondo_keep(batch.advantages, log_prob, 0.1, surprisal=answer).reshape(-1, 3)
+        assert (kept.all(1) | ~kept.any(1)).all()  # answers kept or skipped whole
+    pure.loss.backward()
+    for p, ours in zip(initial.parameters(), seen["grads"], strict=True):
+        if p.grad is not None:
+            assert th.allclose(ours, p.grad, atol=1e-7, rtol=1e-5), (ours - p.grad).abs().max()
+
+
+def test_surprisal_must_be_step_or_episode():
+    with pytest.raises(ValueError, match="surprisal must be one of 'step', 'episode'; got 'answer'"):
+        make(DGPG, bandit_venv(), surprisal="answer")
 
 
 def test_optimizer_is_the_reference_adam():
