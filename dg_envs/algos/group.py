@@ -39,9 +39,7 @@ import torch as th
 from dg_envs.algos.relabel import BehaviorRolloutBuffer
 from dg_envs.validation import check_int
 
-__all__ = [
-    "GroupBaselineRolloutBuffer", "episode_ids", "group_baseline_advantages", "group_baseline_options", "group_size_of",
-]
+__all__ = ["GroupBaselineRolloutBuffer", "group_baseline_advantages", "group_baseline_options", "group_size_of"]
 
 _NEEDED = (
     "the group baseline needs every episode inside one rollout (n_steps a multiple of the episode length, "
@@ -142,27 +140,6 @@ def group_baseline_advantages(
     offset = np.bincount(bins.ravel(), weights=at_start.ravel(), minlength=len(episode_return))
     returns = G - (earned_before - offset[bins])
     return advantages, returns
-
-
-def episode_ids(episode_starts: np.ndarray) -> np.ndarray:
-    """An id per episode for every buffer entry, in the order of ``BehaviorRolloutBuffer.whole()``.
-
-    :param episode_starts: ``(n_steps, n_envs)``, 1 where the step is the first of an episode
-        (SB3's ``RolloutBuffer.episode_starts``; the rollout's first step counts as a start).
-    :return: ``(n_envs * n_steps,)`` int64, entry ``i * n_steps + t`` for sub-env ``i``'s step
-        ``t``; two entries share an id exactly when they belong to one episode.
-
-    >>> episode_ids(np.array([[1, 1], [0, 1], [1, 0]]))  # env 0: steps 0-1, then 2; env 1: 0, then 1-2
-    array([0, 0, 2, 1, 3, 3])
-    """
-    starts = np.asarray(episode_starts).astype(bool)
-    if starts.ndim != 2:
-        raise ValueError(f"episode_starts must have shape (n_steps, n_envs), got {starts.shape}")
-    starts = starts.copy()
-    starts[0] = True
-    n_envs = starts.shape[1]
-    ids = (np.cumsum(starts, axis=0) - 1) * n_envs + np.arange(n_envs)
-    return ids.T.reshape(-1).astype(np.int64)
 
 
 def group_size_of(env: Any) -> int:

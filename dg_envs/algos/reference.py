@@ -55,11 +55,11 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
-from dg_envs.algos.group import GroupBaselineRolloutBuffer, episode_ids, group_size_of
+from dg_envs.algos.group import GroupBaselineRolloutBuffer, group_size_of
 from dg_envs.algos.losses import (
     LossOutput, cross_entropy_loss, dg_loss, episode_sum, kondo_keep, kondo_loss, pmpo_loss, ppo_loss, reinforce_loss,
 )
-from dg_envs.algos.relabel import BehaviorRolloutBuffer, ExecutedActionMixin
+from dg_envs.algos.relabel import BehaviorRolloutBuffer, ExecutedActionMixin, episode_ids
 from dg_envs.algos.transformer import whole_answer_log_prob
 from dg_envs.algos.weighting import push_snapshot
 from dg_envs.validation import check_choice, check_int, check_real

@@ -50,7 +50,7 @@ from dg_envs.wrappers.protocol import BEHAVIOR_LOG_PROB, EXECUTED_ACTION
 
 __all__ = [
     "BehaviorRolloutBuffer", "BehaviorRolloutBufferSamples", "ExecutedActionMixin", "InfoRecorder", "NonFiniteError",
-    "check_finite",
+    "check_finite", "episode_ids",
 ]
 
 
@@ -86,6 +86,27 @@ def check_finite(values: Any, what: str, where: str, axes: tuple[str, ...] = ("r
     )
 
 
+def episode_ids(episode_starts: np.ndarray) -> np.ndarray:
+    """An id per episode for every buffer entry, in the order of ``BehaviorRolloutBuffer.whole()``.
+
+    :param episode_starts: ``(n_steps, n_envs)``, 1 where the step is the first of an episode
+        (SB3's ``RolloutBuffer.episode_starts``; the rollout's first step counts as a start).
+    :return: ``(n_envs * n_steps,)`` int64, entry ``i * n_steps + t`` for sub-env ``i``'s step
+        ``t``; two entries share an id exactly when they belong to one episode.
+
+    >>> episode_ids(np.array([[1, 1], [0, 1], [1, 0]]))  # env 0: steps 0-1, then 2; env 1: 0, then 1-2
+    array([0, 0, 2, 1, 3, 3])
+    """
+    starts = np.asarray(episode_starts).astype(bool)
+    if starts.ndim != 2:
+        raise ValueError(f"episode_starts must have shape (n_steps, n_envs), got {starts.shape}")
+    starts = starts.copy()
+    starts[0] = True
+    n_envs = starts.shape[1]
+    ids = (np.cumsum(starts, axis=0) - 1) * n_envs + np.arange(n_envs)
+    return ids.T.reshape(-1).astype(np.int64)
+
+
 class BehaviorRolloutBufferSamples(NamedTuple):
     """SB3's ``RolloutBufferSamples`` plus the behaviour log-prob ``log mu(a|s)``."""
 
@@ -103,9 +124,26 @@ class BehaviorRolloutBuffer(RolloutBuffer):
 
     Until the mixin fills it, ``behavior_log_probs`` equals ``log_probs`` (no friction:
     the behaviour policy is the rollout policy). Pass as ``rollout_buffer_class``.
+
+    :param whole_episodes: draw minibatches of whole episodes instead of single samples
+        (``rollout_buffer_kwargs={"whole_episodes": True}``): ``get(batch_size)`` shuffles the
+        rollout's episodes (each in step order; an episode cut by the rollout's start or end
+        counts as one) and cuts their concatenation every ``batch_size`` samples. With
+        fixed-length episodes, a rollout of whole ones and ``batch_size`` a multiple of the
+        length, every minibatch is whole episodes; for token reversal with the reference
+        transformer that lets the policy score each answer in one pass
+        (:meth:`~dg_envs.algos.transformer.TokenTransformerExtractor.holds_whole_answers`).
+        Default False: SB3's shuffle of single samples.
+    Other arguments: as SB3's ``RolloutBuffer``.
     """
 
     behavior_log_probs: np.ndarray
+
+    def __init__(self, *args: Any, whole_episodes: bool = False, **kwargs: Any) -> None:
+        if not isinstance(whole_episodes, (bool, np.bool_)):
+            raise ValueError(f"whole_episodes must be True or False, got {whole_episodes!r}")
+        self.whole_episodes = bool(whole_episodes)
+        super().__init__(*args, **kwargs)
 
     def reset(self) -> None:
         self.behavior_log_probs = np.zeros((self.buffer_size, self.n_envs), dtype=np.float32)
@@ -117,7 +155,22 @@ class BehaviorRolloutBuffer(RolloutBuffer):
             if not self.behavior_filled:
                 self.behavior_log_probs = self.log_probs.copy()
             self.behavior_log_probs = self.swap_and_flatten(self.behavior_log_probs)
-        yield from super().get(batch_size)
+        if not self.whole_episodes:
+            yield from super().get(batch_size)
+            return
+        assert self.full, "the rollout buffer must be full before get()"
+        # Episodes in random order, each in step order (entry i * buffer_size + t once flattened).
+        _, episode = np.unique(episode_ids(self.episode_starts), return_inverse=True)
+        rank = np.random.permutation(int(episode.max()) + 1)[episode]
+        indices = np.argsort(rank, kind="stable")
+        if not self.generator_ready:
+            for name in ("observations", "actions", "values", "log_probs", "advantages", "returns"):
+                self.__dict__[name] = self.swap_and_flatten(self.__dict__[name])  # as SB3's get()
+            self.generator_ready = True
+        n = self.buffer_size * self.n_envs
+        batch_size = n if batch_size is None else batch_size
+        for start in range(0, n, batch_size):
+            yield self._get_samples(indices[start : start + batch_size])
 
     def whole(self) -> BehaviorRolloutBufferSamples:
         """The whole rollout as one batch, unshuffled: entry ``i * buffer_size + t`` is sub-env ``i``'s step ``t``."""

@@ -103,18 +103,46 @@ class TokenTransformerExtractor(BaseFeaturesExtractor):
         self.norm = nn.LayerNorm(d_model, bias=bias) if final_norm else nn.Identity()
         self.register_buffer("causal_mask", nn.Transformer.generate_square_subsequent_mask(2 * H), persistent=False)
 
-    def _encode(self, observations: th.Tensor, tokens: int | None = None) -> tuple[th.Tensor, th.Tensor]:
-        """Hidden states of the first ``tokens`` (default all ``2H``) tokens ``(B, tokens, d)`` and the position being
-        written ``(B,)``. Causal attention: the states of the first tokens do not depend on the others."""
+    def _decode(self, observations: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """Prompt ``(B, H)``, answer so far ``(B, H)`` (blank ``M``) and position ``(B,)`` from the one-hots."""
         H, M, B = self.length, self.vocab_size, observations.shape[0]
         prompt = observations[:, : H * M].reshape(B, H, M).argmax(-1)
         answer = observations[:, H * M : H * M + H * (M + 1)].reshape(B, H, M + 1).argmax(-1)
         position = observations[:, H * M + H * (M + 1) :].argmax(-1).clamp(max=H - 1)  # H: episode over
-        n = 2 * H if tokens is None else tokens
+        return prompt, answer, position
+
+    def _encode(self, observations: th.Tensor, tokens: int | None = None) -> tuple[th.Tensor, th.Tensor]:
+        """Hidden states of the first ``tokens`` (default all ``2H``) tokens ``(B, tokens, d)`` and the position being
+        written ``(B,)``. Causal attention: the states of the first tokens do not depend on the others."""
+        prompt, answer, position = self._decode(observations)
+        n = 2 * self.length if tokens is None else tokens
         x = (self.token_embedding(th.cat([prompt, answer], dim=1)) + self.position_embedding)[:, :n]
         return self.transformer(x, mask=self.causal_mask[:n, :n], is_causal=True), position
 
+    def holds_whole_answers(self, observations: th.Tensor) -> bool:
+        """Whether the rows are whole answers in step order: each block of ``H`` rows is one answer's steps 0..H-1.
+
+        That is, row ``t`` of a block is at position ``t`` and holds the block's prompt and the
+        first ``t`` tokens of the block's last row, blanks after. Always False with ``readout="slot"``.
+        """
+        H, M, B = self.length, self.vocab_size, observations.shape[0]
+        if self.readout != "previous" or B == 0 or B % H:
+            return False
+        prompt, answer, position = self._decode(observations)
+        steps = th.arange(H, device=observations.device)
+        if not bool((position.reshape(-1, H) == steps).all()):  # a rollout step's batch stops here
+            return False
+        prompt, answer = prompt.reshape(-1, H, H), answer.reshape(-1, H, H)
+        written = steps[:, None] > steps[None, :]  # (step t, slot j): slot j < t is written at step t
+        expected = th.where(written, answer[:, -1:, :], th.full_like(answer, M))
+        return bool((prompt == prompt[:, -1:]).all() and (answer == expected).all())
+
     def forward(self, observations: th.Tensor) -> th.Tensor:
+        if self.holds_whole_answers(observations):
+            # Whole answers (an update's minibatch of whole episodes, ``whole_episodes=True``):
+            # one pass per answer instead of one per token, the same features.
+            last = observations.reshape(-1, self.length, observations.shape[-1])[:, -1]
+            return self.answer_features(last).reshape(-1, self.features_dim)
         position = observations[:, -(self.length + 1) :].argmax(-1).clamp(max=self.length - 1)
         slot = self.length + position - int(self.readout == "previous")
         # Only the tokens up to the last slot read: early in an answer (a rollout step) that is

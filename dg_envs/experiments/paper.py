@@ -150,7 +150,9 @@ def token_run_spec(
     with ``transformer`` (e.g. :data:`~dg_envs.algos.transformer.REFERENCE_TRANSFORMER_KWARGS`)
     and SB3's output layer on top; Adam at ``learning_rate``. Reference methods get the group
     baseline of the groups; SB3-style ones their own critic (value head on the same features),
-    and PPO's family minibatches of a quarter of the batch unless the method sets ``batch_size``.
+    and PPO's family minibatches of a quarter of the batch's answers unless the method sets
+    ``batch_size``; with ``readout="previous"`` their minibatches are whole answers
+    (``whole_episodes``), which the transformer scores in one pass each.
     """
     from stable_baselines3 import PPO
 
@@ -162,8 +164,11 @@ def token_run_spec(
     kwargs: dict[str, Any] = {"learning_rate": learning_rate, "policy_kwargs": policy_kwargs}
     if is_reference(algo):
         kwargs["group_size"] = samples_per_prompt
-    elif issubclass(algo, PPO):  # 4 minibatches per epoch, whatever the batch
-        kwargs["batch_size"] = max(prompts * samples_per_prompt * length // 4, 1)
+    else:
+        if issubclass(algo, PPO):  # 4 minibatches per epoch of whole answers, whatever the batch
+            kwargs["batch_size"] = max(prompts * samples_per_prompt // 4, 1) * length
+        if transformer.get("readout") == "previous":  # minibatches of whole answers: one pass per answer
+            kwargs["rollout_buffer_kwargs"] = {"whole_episodes": True}
     kwargs = merge(kwargs, extra)
     return RunSpec(algo=algo, env_id="dg_envs/TokenReversal-v0", seed=seed,
                    env_kwargs={"length": length, "vocab_size": vocab_size, **(env_kwargs or {}),

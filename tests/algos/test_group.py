@@ -9,7 +9,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import dg_envs  # noqa: F401
 from dg_envs.algos import DGA2C, DGPPO, IWPG, PG, KondoA2C, KondoPPO, RelabelledA2C, RelabelledPPO
 from dg_envs.algos.group import (
-    GroupBaselineRolloutBuffer, episode_ids, group_baseline_advantages, group_baseline_options, group_size_of,
+    GroupBaselineRolloutBuffer, group_baseline_advantages, group_baseline_options, group_size_of,
 )
 from dg_envs.vec_env import make_vec_env
 
@@ -51,15 +51,6 @@ def test_per_step_rewards_use_the_episode_return_undiscounted():
     adv, ret = group_baseline_advantages(rewards, starts_for(3, 2, 3), group_size=2, last_dones=np.ones(2))
     np.testing.assert_array_equal(adv, [[2.0, -2.0]] * 3)  # returns 6 and 2, mean 4
     np.testing.assert_array_equal(ret, [[6.0, 2.0], [5.0, 2.0], [3.0, 1.0]])
-
-
-def test_episode_ids_follow_the_unshuffled_rollout_order():
-    """Entry i * n_steps + t is sub-env i's step t; a rollout that starts mid-episode starts an id."""
-    starts = starts_for(4, 2, 2)  # two 2-step episodes per env
-    np.testing.assert_array_equal(episode_ids(starts), [0, 0, 2, 2, 1, 1, 3, 3])
-    np.testing.assert_array_equal(episode_ids(np.zeros((2, 1))), [0, 0])
-    with pytest.raises(ValueError, match="episode_starts must have shape"):
-        episode_ids(np.ones(3))
 
 
 def test_group_of_everyone_is_the_batch_mean_baseline():

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _algos_test_utils import SMALL, AlwaysReplace  # noqa: E402
 
 from dg_envs.algos import DGA2C, DGPPO, IWPG, PG, KondoA2C, KondoPPO, RelabelledA2C, RelabelledPPO  # noqa: E402
-from dg_envs.algos.relabel import NonFiniteError  # noqa: E402
+from dg_envs.algos.relabel import BehaviorRolloutBuffer, NonFiniteError, episode_ids  # noqa: E402
 from dg_envs.vec_env import make_vec_env  # noqa: E402
 from dg_envs.wrappers import apply_frictions  # noqa: E402
 
@@ -199,3 +199,56 @@ def test_nonfinite_advantage_is_named_as_such():
         model.policy.value_net.bias.fill_(np.inf)
     with pytest.raises(NonFiniteError, match="non-finite advantage"):
         model.learn(6)
+def test_episode_ids_follow_the_unshuffled_rollout_order():
+    """Entry i * n_steps + t is sub-env i's step t; a rollout that starts mid-episode starts an id."""
+    starts = starts_for(4, 2, 2)  # two 2-step episodes per env
+    np.testing.assert_array_equal(episode_ids(starts), [0, 0, 2, 2, 1, 1, 3, 3])
+    np.testing.assert_array_equal(episode_ids(np.zeros((2, 1))), [0, 0])
+    with pytest.raises(ValueError, match="episode_starts must have shape"):
+        episode_ids(np.ones(3))
+
+
+def starts_for(n_steps, n_envs, length):
+    starts = np.zeros((n_steps, n_envs))
+    starts[::length] = 1
+    return starts
+
+
+def filled_buffer(n_steps=6, n_envs=3, length=3, **kwargs):
+    """A full buffer whose observation is (env, step) and whose episodes last ``length`` steps."""
+    buffer = BehaviorRolloutBuffer(n_steps, gym.spaces.Box(-np.inf, np.inf, (2,)), gym.spaces.Discrete(2), **kwargs)
+    buffer.n_envs = n_envs
+    buffer.reset()
+    starts = starts_for(n_steps, n_envs, length)
+    for t in range(n_steps):
+        obs = np.array([[i, t] for i in range(n_envs)], dtype=np.float32)
+        buffer.add(obs, np.zeros((n_envs, 1)), np.zeros(n_envs), starts[t], th.zeros(n_envs), th.zeros(n_envs))
+    buffer.compute_returns_and_advantage(th.zeros(n_envs), np.ones(n_envs))
+    return buffer
+
+
+def test_whole_episodes_minibatches_are_shuffled_episodes_in_step_order():
+    """6 episodes of 3 steps; minibatches of 6 samples = 2 whole episodes each; every sample once."""
+    np.random.seed(0)
+    buffer = filled_buffer(whole_episodes=True)
+    batches = [b.observations.numpy().astype(int) for b in buffer.get(6)]
+    assert len(batches) == 3
+    episodes = [tuple(map(tuple, b[k : k + 3])) for b in batches for k in (0, 3)]
+    for ep in episodes:
+        env, steps = ep[0][0], [s for _, s in ep]
+        assert all(e == env for e, _ in ep) and steps[0] % 3 == 0 and steps == list(range(steps[0], steps[0] + 3))
+    assert len(set(episodes)) == 6
+    order = [ep[0] for ep in episodes]
+    assert order != sorted(order)  # shuffled (seeded)
+    whole = buffer.get()  # batch_size None: everything, once
+    assert len(next(whole).observations) == 18
+
+
+def test_whole_episodes_must_be_a_bool_and_default_keeps_sb3s_shuffle():
+    with pytest.raises(ValueError, match="whole_episodes must be True or False, got 'yes'"):
+        BehaviorRolloutBuffer(4, gym.spaces.Box(-1, 1, (2,)), gym.spaces.Discrete(2), whole_episodes="yes")
+    np.random.seed(0)
+    buffer = filled_buffer()
+    assert not buffer.whole_episodes
+    first = next(buffer.get(6)).observations.numpy()
+    assert not all(first[k, 0] == first[k + 1, 0] for k in range(5))  # samples from several envs and steps

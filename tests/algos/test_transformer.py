@@ -128,13 +128,21 @@ def random_answers(H, M, E, seed=0):
     return th.as_tensor(obs), th.as_tensor(answers)
 
 
+def row_by_row(fn, x):
+    """``fn`` on the rows of ``x`` in reverse order, returned in the original order: reversed steps are
+    never whole answers, so the extractor's one-pass path cannot kick in."""
+    return fn(x.flip(0)).flip(0)
+
+
 def test_readout_previous_reads_the_token_before_the_slot():
     H, M = 3, 2
     space = spaces.MultiDiscrete([M] * H + [M + 1] * H + [H + 1])
     th.manual_seed(0)
     ext = TokenTransformerExtractor(space, readout="previous")
     h, _ = ext._encode(preprocess_obs(th.tensor([[0, 1, 1, 1, 2, 2, 1]]), space))
-    assert th.equal(ext(preprocess_obs(th.tensor([[0, 1, 1, 1, 2, 2, 1]]), space)), ext.norm(h[:, H + 1 - 1]))
+    # (allclose: forward runs only the tokens up to the slot it reads, the sums differ in the last bits)
+    assert th.allclose(ext(preprocess_obs(th.tensor([[0, 1, 1, 1, 2, 2, 1]]), space)), ext.norm(h[:, H + 1 - 1]),
+                       atol=1e-6)
     # Writing slot 1 never reads the blank there (nor anything later): it is the next-token prediction.
     a, b = th.tensor([[0, 1, 1, 1, 2, 2, 1]]), th.tensor([[0, 1, 1, 1, 0, 1, 1]])
     assert th.equal(ext(preprocess_obs(a, space)), ext(preprocess_obs(b, space)))
@@ -151,9 +159,34 @@ def test_answer_features_equal_step_by_step_features():
     ext = TokenTransformerExtractor(space, **REFERENCE_TRANSFORMER_KWARGS)
     obs, _ = random_answers(H, M, E)
     whole = ext.answer_features(preprocess_obs(obs[:, -1], space))
-    step_by_step = ext(preprocess_obs(obs.reshape(E * H, -1), space)).reshape(E, H, -1)
+    step_by_step = row_by_row(ext, preprocess_obs(obs.reshape(E * H, -1), space)).reshape(E, H, -1)
     assert whole.shape == (E, H, 64)
     assert (whole - step_by_step).abs().max() <= 1e-5
+
+
+def test_forward_on_whole_answers_runs_one_pass_per_answer(monkeypatch):
+    """A batch of whole answers in step order (a whole_episodes minibatch): E passes, not E * H, same features."""
+    H, M, E = 4, 2, 6
+    space = spaces.MultiDiscrete([M] * H + [M + 1] * H + [H + 1])
+    th.manual_seed(0)
+    ext = TokenTransformerExtractor(space, **REFERENCE_TRANSFORMER_KWARGS)
+    obs = preprocess_obs(random_answers(H, M, E)[0].reshape(E * H, -1), space)
+    passes = []
+    encode = ext._encode
+    monkeypatch.setattr(ext, "_encode", lambda x, tokens=None: (passes.append(len(x)), encode(x, tokens))[1])
+    assert ext.holds_whole_answers(obs)
+    fast = ext(obs)
+    assert passes == [E]
+    slow = row_by_row(ext, obs)
+    assert passes[1:] == [E * H]
+    assert (fast - slow).abs().max() <= 1e-5
+    # Not whole answers: a rollout step (all at one position), a cut answer, another answer's tokens, readout "slot".
+    assert not ext.holds_whole_answers(obs[::H])
+    assert not ext.holds_whole_answers(obs[1:-H + 1])
+    mixed = obs.clone()
+    mixed[H + 1] = obs[2 * H + 1]  # step 1 of answer 1 replaced by step 1 of answer 2
+    assert not ext.holds_whole_answers(mixed) or bool((obs[H + 1] == obs[2 * H + 1]).all())
+    assert not TokenTransformerExtractor(space).holds_whole_answers(obs)
 
 
 def reference_dgpg(frictions=None, readout="previous", H=4, n_envs=20):
@@ -175,7 +208,8 @@ def test_whole_answer_log_prob_equals_per_token_and_gives_the_same_gradient():
     obs = batch.observations.reshape(-1, 4, batch.observations.shape[-1])
     whole = whole_answer_log_prob(model.policy, obs, actions.reshape(-1, 4))
     assert whole is not None and whole.shape == (model.n_steps * model.n_envs,)
-    per_token = model._log_prob(batch.observations, actions)
+    per_token = row_by_row(lambda x: model._log_prob(x[:, :-1], x[:, -1]),
+                           th.cat([batch.observations, actions[:, None].to(batch.observations.dtype)], 1))
     assert (whole - per_token).abs().max() <= 1e-5
     grads = []
     for log_prob in (whole, per_token):
