@@ -82,8 +82,12 @@ def _experiment_overrides(args: argparse.Namespace) -> dict:
 
 
 def _experiment(args: argparse.Namespace) -> None:
-    from dg_envs.experiments import run_experiment
+    from dg_envs.experiments import report_experiment, run_experiment
 
+    if args.report:
+        print(report_experiment(args.name, out_dir=args.out))
+        print(f"\nWritten to {Path(args.out) / args.name}.md / .png")
+        return
     ray = False if args.ray is None else (args.ray or True)  # "--ray" alone: a local cluster
     table = run_experiment(args.name, quick=args.quick, seeds=args.seeds, out_dir=args.out,
                            tensorboard_log=args.tensorboard, ray=ray, **_experiment_overrides(args))
@@ -128,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="change one setting of the experiment's Config, a Python literal "
                           "(e.g. --set total_updates=10000 --set 'lags=(0, 1000)'); repeatable. A sweep stopped "
                           "part-way resumes when run again with the same settings")
+    exp.add_argument("--report", action="store_true",
+                     help="run nothing: write the page from every record already in the output folder (a sweep "
+                          "still going elsewhere, or runs of several partial sweeps)")
     exp.set_defaults(func=_experiment, usage_error=exp.error)
 
     bench = sub.add_parser("bench", help="speed benchmarks, as ratios measured in one run")
@@ -141,6 +148,16 @@ def check_args(args: argparse.Namespace) -> None:
     experiment's settings (their names; the values are checked when the sweep starts), and the
     output folders (created, and a probe file written and deleted). A usage error naming the
     option otherwise."""
+    if args.command == "experiment" and args.report:
+        given = [name for name, value in (("--quick", args.quick), ("--seeds", args.seeds), ("--jobs", args.jobs),
+                                          ("--ray", args.ray), ("--set", args.set), ("--tensorboard", args.tensorboard))
+                 if value not in (None, False, [])]
+        if given:
+            args.usage_error(f"argument --report: not allowed with {', '.join(given)} (it runs nothing; only --out "
+                             "applies)")
+        records = Path(args.out) / f"{args.name}.jsonl"
+        if not records.is_file() or not records.stat().st_size:
+            args.usage_error(f"argument --report: {records} holds no records of {args.name}: run the experiment first")
     if args.command == "experiment" and args.ray is not None:
         if args.jobs is not None:
             args.usage_error("argument --ray: not allowed with --jobs (Ray runs as many runs at once as the cluster "

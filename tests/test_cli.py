@@ -149,3 +149,34 @@ def test_paper_experiment_quick_from_the_command_line(tmp_path, capsys):
     assert main(args) == 0
     assert time.perf_counter() - start < 5.0  # nothing trained
     assert capsys.readouterr().out == first and (tmp_path / "kondo-lengths.jsonl").read_text() == lines
+
+
+def test_report_writes_the_page_from_every_record_of_several_partial_sweeps(tmp_path, capsys):
+    """Two sweeps over parts of a grid (other methods, other lengths) in one folder; --report analyses all
+    their records, which neither sweep's own page covers, and trains nothing."""
+    base = ["experiment", "kondo-lengths", "--quick", "--seeds", "1", "--out", str(tmp_path), "--set", "total_updates=5"]
+    assert main(base + ["--set", "lengths=(2,)", "--set", "methods=('DG',)"]) == 0
+    assert main(base + ["--set", "lengths=(3,)", "--set", "methods=('PPO',)"]) == 0
+    capsys.readouterr()
+    lines = (tmp_path / "kondo-lengths.jsonl").read_text()
+    start = time.perf_counter()
+    assert main(["experiment", "kondo-lengths", "--report", "--out", str(tmp_path)]) == 0
+    assert time.perf_counter() - start < 5.0  # nothing trained
+    out = capsys.readouterr().out
+    assert "| DG |" in out and "| PPO |" in out  # both sweeps' methods in one table
+    page = (tmp_path / "kondo-lengths.md").read_text()
+    assert "Produced by `dg-envs experiment kondo-lengths --report` from the 2 records" in page
+    assert (tmp_path / "kondo-lengths.jsonl").read_text() == lines
+
+
+def test_report_refuses_run_options_and_an_empty_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["experiment", "kondo-lengths", "--report", "--jobs", "2", "--out", str(tmp_path)])
+    assert "argument --report: not allowed with --jobs" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["experiment", "kondo-lengths", "--report", "--out", str(tmp_path)])
+    assert "holds no records of kondo-lengths: run the experiment first" in capsys.readouterr().err
+    from dg_envs.experiments import report_experiment
+
+    with pytest.raises(ValueError, match="holds no records of kondo-lengths"):
+        report_experiment("kondo-lengths", tmp_path)

@@ -62,6 +62,31 @@ def make_config(name: str, quick: bool = False, seeds: int | None = None, **over
     return dataclasses.replace(config, **overrides) if overrides else config
 
 
+def report_experiment(name: str, out_dir: Path | str = RESULTS_DIR) -> str:
+    """Write experiment ``name``'s page (``NAME.md``, ``NAME.png``) from *every* record in ``out_dir/NAME.jsonl``.
+
+    Runs nothing (``dg-envs experiment NAME --report``): the page of a sweep still going in
+    another process, or of runs made by several sweeps over parts of a grid (``--set
+    methods=...`` in one, ``--set settings=...`` in another) that no single grid covers. Records
+    of one grid point under several settings (their run keys differ) are all analysed: keep one
+    setting per folder. ``ValueError`` if the folder holds no records of ``name``.
+    """
+    from dg_envs.experiments.common import load_records
+
+    module = get_experiment(name)
+    path = Path(out_dir) / f"{name}.jsonl"
+    records = load_records(path) if path.exists() else []
+    if not records:
+        raise ValueError(f"out_dir: {path} holds no records of {name}: run the experiment first")
+    table = module.analyse(records, Path(out_dir))
+    run_seconds = sum(r.get("wall_seconds", 0.0) for r in records)
+    with (Path(out_dir) / f"{name}.md").open("a") as f:
+        f.write(f"\nProduced by `dg-envs experiment {name} --report` from the {len(records)} records in "
+                f"`{path.name}` (the runs' wall times add up to {run_seconds:.0f} s; their settings: in each record "
+                f"and in `{name}.config.json`).\n")
+    return table
+
+
 def run_experiment(name: str, quick: bool = False, seeds: int | None = None, out_dir: Path | str = RESULTS_DIR,
                    progress: bool = True, tensorboard_log: str | None = None, ray: bool | str = False,
                    **overrides) -> str:

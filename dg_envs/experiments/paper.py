@@ -55,6 +55,9 @@ METHODS: dict[str, dict[str, Any]] = {
     # The reference DG with every token gated by its whole answer's surprisal (not in the
     # reference code: docs/results/README.md, token reversal under the landmine bug).
     "DG (answer)": {"algorithm": "DGPG", "surprisal": "episode"},
+    # The reference DG with a sharper token gate: another way to make the gate act at this scale.
+    "DG eta 0.1": {"algorithm": "DGPG", "eta": 0.1},
+    "DG eta 0": {"algorithm": "DGPG", "eta": 0.0},
     # Our SB3-style algorithms (learned value baseline, GAE; PPO's family: 4 epochs of 4 minibatches
     # unless a batch_size is given, see token_run_spec).
     "sb3:PG": {"algorithm": "PG", "ent_coef": 0.0},

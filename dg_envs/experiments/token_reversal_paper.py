@@ -85,6 +85,8 @@ CLAIMS: dict[str, tuple[Claim, ...]] = {
 REFERENCE_LABELS = ("REINFORCE", "PPO", "PMPO", "DG", "Kondo 3%")
 #: The reference DG with the gate on each answer's surprisal instead of each token's (``surprisal="episode"``).
 VARIANT_LABELS = ("DG (answer)",)
+#: The reference DG with a sharper token gate (not in the default grid: ``--set methods=...`` with these labels).
+GATE_LABELS = ("DG eta 0.1", "DG eta 0")
 SB3_LABELS = ("sb3:DGPPO", "sb3:DGA2C", "sb3:KondoPPO", "sb3:PPO", "sb3:PG", "sb3:IWPG")
 
 
@@ -108,7 +110,7 @@ class Config:
     methods: tuple[str, ...] = REFERENCE_LABELS + VARIANT_LABELS + SB3_LABELS
     """Method labels (keys of ``method_settings``): the reference methods, DG gated per answer, then ours (``sb3:``)."""
     method_settings: dict[str, dict] = field(
-        default_factory=lambda: method_catalogue(*REFERENCE_LABELS, *VARIANT_LABELS, *SB3_LABELS))
+        default_factory=lambda: method_catalogue(*REFERENCE_LABELS, *VARIANT_LABELS, *GATE_LABELS, *SB3_LABELS))
     """Label -> ``{"algorithm": registry name, **keyword arguments}`` (:data:`~dg_envs.experiments.paper.METHODS`)."""
     settings: tuple[str, ...] = ("clean", "stale", "bug", "reward", "discovery", "all")
     """Which frictions: ``"clean"``, a name of ``frictions`` (that one alone), ``"all"`` (all of them at once)."""
