@@ -20,11 +20,13 @@ budget with an MLP; this experiment runs the reference launcher's setting
   ``REINFORCE`` (:class:`~dg_envs.algos.ReportedRatioPG`, the reference's: a ratio against
   the *reported* behaviour probability, which the lying bug fools), ``PPO``
   (:class:`~dg_envs.algos.ReportedRatioPPO`), ``PMPO``, ``DG`` (:class:`~dg_envs.algos.DGPG`),
-  ``Kondo 3%`` (:class:`~dg_envs.algos.KondoPG`); and ours (``sb3:`` labels, with a critic
-  on the same transformer, the same env steps): ``DGPPO``, ``DGA2C``, ``KondoPPO`` (3%),
-  ``PPO`` (relabelled), ``PG``, ``IWPG``. A stale actor lags in learner updates: one
-  gradient step for the reference methods and A2C's family, 4 epochs of minibatches (16
-  steps) for PPO's.
+  ``Kondo 3%`` (:class:`~dg_envs.algos.KondoPG`); ``DG (answer)``, the reference DG with every
+  token gated by its answer's surprisal (``surprisal="episode"``; ``DG eta 0.1`` and ``DG eta
+  0``, a sharper token gate, on request); and ours (``sb3:`` labels, with a critic on the same
+  transformer, the same env steps, minibatches of whole answers): ``DGPPO``, ``DGA2C``,
+  ``KondoPPO`` (3%), ``PPO`` (relabelled), ``PG``, ``IWPG``. A stale actor lags in learner
+  updates: one gradient step for the reference methods and A2C's family, 4 epochs of
+  minibatches (16 steps) for PPO's.
 
 Metric: the greedy policy's sequence error (fraction of imperfect answers) on
 ``eval_episodes`` fresh clean prompts (:func:`~dg_envs.experiments.training.sequence_error`).
@@ -98,13 +100,15 @@ class Config:
     15 updates at H=10: the reference methods score each answer in one transformer pass
     (:func:`~dg_envs.algos.transformer.whole_answer_log_prob`), DG 0.22 s per update clean and
     0.37-0.54 s with all four frictions (a stale actor runs its own snapshot forward every
-    step), so a run of 1,000 updates takes 4-9 minutes. The ``sb3:`` methods evaluate minibatches
-    of single tokens, one 2H-token pass each: ``sb3:DGPPO`` (4 epochs of 4 minibatches) 3.3 s
-    per update with all four frictions, ~55 minutes a run. The reference methods' grid (6
-    settings x 5 methods x 3 seeds = 90 runs) is ~10 hours of one core, the ``sb3:`` grid ~5x
-    that; x10 at 10,000 updates. A sweep for ``jobs=N`` on a larger machine, resumed across
+    step), so a run of 1,000 updates takes 4-9 minutes (2-4 on an idle core). The ``sb3:``
+    methods train on minibatches of whole answers, one transformer pass per answer
+    (``whole_episodes``): ``sb3:DGPPO`` (4 epochs of 4 minibatches) spends 0.33 s per update in
+    ``train()`` with all four frictions (1.85 s when each token took its own pass). The
+    reference methods' grid (6 settings x 5 methods x 3 seeds = 90 runs) is ~5-10 hours of one
+    core; x10 at 10,000 updates. A sweep for ``jobs=N`` on a larger machine, resumed across
     sittings; ``--set settings=...`` / ``--set methods=...`` run part of the grid first (the
-    records stay valid for the whole grid).
+    records stay valid for the whole grid), and ``--report`` writes the page of all the runs
+    recorded so far.
     """
 
     methods: tuple[str, ...] = REFERENCE_LABELS + VARIANT_LABELS + SB3_LABELS
