@@ -146,8 +146,10 @@ def test_kondo_ppo_runs_the_differentiable_pass_on_the_selection_only():
     full = batch["default_policy"]
     with torch.no_grad():
         chi = full[Postprocessing.ADVANTAGES] * -_logp(module, full)
-    top = set(torch.topk(chi, 4).values.tolist())
-    assert set((selected[Postprocessing.ADVANTAGES] * -_logp(module, selected).detach())[kept].tolist()) == top
+    top = sorted(torch.topk(chi, 4).values.tolist())
+    # (approx: the same rows scored in a batch of another size can differ in the last bits)
+    kept_chi = (selected[Postprocessing.ADVANTAGES] * -_logp(module, selected).detach())[kept]
+    assert sorted(kept_chi.tolist()) == pytest.approx(top, rel=1e-5)
     # Policy gradient: the gated surrogate of the kept rows only, averaged over the selected rows.
     _, grads = _learner_grads(learner, selected)
     logp, adv = _logp(module, selected), selected[Postprocessing.ADVANTAGES]
