@@ -259,7 +259,9 @@ def greedy_error(task: str, module: Any) -> float:
 
 def run_job(job: dict, config: Config) -> dict:
     """Train one grid point on Ray; its greedy error, policy lag, throughput and cost."""
-    ensure_ray(config.address, job["env_runners"])
+    # The sweep's largest k, not this job's: the first job starts the local cluster, and one
+    # sized for k=1 would refuse the k=4 jobs after it (measured: "needs as many CPUs ... has 2").
+    ensure_ray(config.address, max(config.env_runners))
     start = time.perf_counter()
     algo = build_algo(config, job)
     setup_seconds = time.perf_counter() - start

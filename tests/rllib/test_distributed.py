@@ -19,6 +19,24 @@ def test_grid_and_config_checks():
         distributed.check_config(make_config("distributed", env_runners=(0,)))
 
 
+
+def test_every_job_asks_ray_for_the_sweeps_largest_k(monkeypatch):
+    """The first job starts the local cluster; sized by its own k=1 it refused the k=4 job after it
+    (a full sweep stopped with "env_runners=4 needs as many CPUs in the Ray cluster, which has 2")."""
+    asked = []
+
+    def record_and_stop(address, env_runners):
+        asked.append((address, env_runners))
+        raise RuntimeError("stop before building the algorithm")
+
+    monkeypatch.setattr(distributed, "ensure_ray", record_and_stop)
+    config = make_config("distributed", seeds=1, env_runners=(1, 4, 2))
+    for job in distributed.grid(config)[:3]:
+        with pytest.raises(RuntimeError, match="stop before"):
+            distributed.run_job(job, config)
+    assert [job["env_runners"] for job in distributed.grid(config)[:3]] == [1, 4, 2]
+    assert asked == [(None, 4)] * 3
+
 @pytest.mark.skipif(importlib.util.find_spec("ray") is not None, reason="Ray is installed")
 def test_without_ray_the_run_names_the_rllib_extra(tmp_path):
     with pytest.raises(ImportError, match=r"dg-envs\[rllib\]"):
