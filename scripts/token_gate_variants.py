@@ -63,16 +63,12 @@ def run(variant: str, setting: str, seed: int, updates: int, every: int, eval_ep
     from dg_envs.algos import DGPG
     from dg_envs.experiments import token_reversal_paper as trp
     from dg_envs.experiments.common import use_one_thread
-    from dg_envs.experiments.paper import merge, token_run_spec
+    from dg_envs.experiments.paper import merge
     from dg_envs.experiments.training import make_run_env
 
     use_one_thread()
     config = trp.Config(methods=("DG",), settings=(setting,), seeds=(seed,), total_updates=updates)
-    job = trp.grid(config)[0]
-    spec = token_run_spec("DG", config.method_settings, length=config.length, vocab_size=config.vocab_size,
-                          prompts=config.prompts, samples_per_prompt=config.samples_per_prompt, total_updates=updates,
-                          learning_rate=config.learning_rate, transformer=config.transformer,
-                          frictions=job["settings"]["frictions"], seed=seed)
+    spec = trp.job_spec(trp.grid(config)[0], config)
     dg_kwargs, policy_kwargs = VARIANTS[variant]
     kwargs = merge(spec.algo_kwargs, {**dg_kwargs, "policy_kwargs": policy_kwargs})
     model = DGPG(spec.policy, make_run_env(spec), n_steps=spec.n_steps, seed=seed, **kwargs)

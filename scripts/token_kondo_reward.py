@@ -75,16 +75,11 @@ def kept_tokens(model: KondoPG, log_prob: th.Tensor, batch) -> dict:
 def run(setting: str, seed: int, updates: int, every: int, eval_episodes: int) -> list[dict]:
     from dg_envs.experiments import token_reversal_paper as trp
     from dg_envs.experiments.common import use_one_thread
-    from dg_envs.experiments.paper import token_run_spec
     from dg_envs.experiments.training import make_run_env, sequence_error
 
     use_one_thread()
     config = trp.Config(methods=("Kondo 3%",), settings=(setting,), seeds=(seed,), total_updates=updates)
-    job = trp.grid(config)[0]
-    spec = token_run_spec("Kondo 3%", config.method_settings, length=config.length, vocab_size=config.vocab_size,
-                          prompts=config.prompts, samples_per_prompt=config.samples_per_prompt, total_updates=updates,
-                          learning_rate=config.learning_rate, transformer=config.transformer,
-                          frictions=job["settings"]["frictions"], seed=seed)
+    spec = trp.job_spec(trp.grid(config)[0], config)
     venv = make_run_env(spec)
     model = KeepProbe(spec.policy, venv, n_steps=spec.n_steps, seed=seed, **spec.algo_kwargs)
     model.probe = []

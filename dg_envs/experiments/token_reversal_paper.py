@@ -178,13 +178,19 @@ def grid(config: Config) -> list[dict[str, Any]]:
             for name in config.settings for m in config.methods for s in config.seeds]
 
 
-def run_job(job: dict, config: Config, tensorboard_log: str | None = None) -> dict:
-    """Train one grid point; its sequence error, learning curve and cost."""
-    spec = token_run_spec(
+def job_spec(job: dict, config: Config, tensorboard_log: str | None = None):
+    """The :class:`~dg_envs.experiments.training.RunSpec` of one grid point (also what the probe
+    scripts in ``scripts/`` build their runs from, so they train exactly the sweep's run)."""
+    return token_run_spec(
         job["method"], config.method_settings, length=config.length, vocab_size=config.vocab_size,
         prompts=config.prompts, samples_per_prompt=config.samples_per_prompt, total_updates=config.total_updates,
         learning_rate=config.learning_rate, transformer=config.transformer, frictions=job["settings"]["frictions"],
         seed=job["seed"], env_kwargs=config.env_kwargs, eval_every=config.eval_every, tensorboard_log=tensorboard_log)
+
+
+def run_job(job: dict, config: Config, tensorboard_log: str | None = None) -> dict:
+    """Train one grid point; its sequence error, learning curve and cost."""
+    spec = job_spec(job, config, tensorboard_log)
     return {**train_token_run(spec, config.eval_episodes), "length": config.length, "vocab_size": config.vocab_size,
             "prompts": config.prompts, "samples_per_prompt": config.samples_per_prompt}
 
