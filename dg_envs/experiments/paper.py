@@ -185,16 +185,20 @@ def train_token_run(spec: RunSpec, eval_episodes: int) -> dict[str, Any]:
     """Train ``spec``; the record fields every token-reversal paper run has.
 
     ``sequence_error``: greedy, on ``eval_episodes`` clean prompts (:func:`training.sequence_error`);
-    ``backward_samples``: tokens that got a backward pass, summed over updates.
+    ``backward_samples``: tokens that got a backward pass, summed over updates. A run whose policy
+    stopped being finite (:func:`~dg_envs.experiments.training.train_run`) is recorded, not
+    raised: ``diverged_at`` (updates completed) and sequence error 1.0, since a policy that outputs
+    NaN answers nothing.
     """
     from dg_envs.experiments.training import sequence_error, train_run
 
     task = {k: v for k, v in spec.env_kwargs.items() if k != "group_size"}
-    result = train_run(spec, sequence_error(task, episodes=eval_episodes))
+    result = train_run(spec, sequence_error(task, episodes=eval_episodes), diverged_score=1.0)
+    diverged = {"diverged_at": result["diverged_at"]} if "diverged_at" in result else {}
     return {"sequence_error": result["final"], "curve": result["curve"], "seconds": result["seconds"],
             "train_seconds": result["train_seconds"], "backward_samples": result["backward_samples"],
             "updates": spec.total_updates, "env_steps": spec.total_updates * spec.n_envs * spec.n_steps,
-            "eval_episodes": eval_episodes}
+            "eval_episodes": eval_episodes, **diverged}
 
 
 TOKEN_FRICTIONS: dict[str, dict[str, Any]] = {

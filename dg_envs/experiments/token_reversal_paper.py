@@ -236,9 +236,14 @@ def analyse(records: list[dict], out_dir: Path) -> str:
         if setting in err:
             costs = _values(records, setting, "backward_samples")
             rows += [(c, judge(c, err[setting], costs, floor=floor), f"{budget(records)}, {setting}") for c in claims]
+    diverged = [f"{r['method']} at {r['setting']}, seed {r['seed']}, update {r['diverged_at']:,}"
+                for r in records if "diverged_at" in r]
+    diverged_text = ("\n\nDiverged runs (the policy's parameters stopped being finite; counted as sequence error "
+                     "1.0, since a policy that outputs NaN answers nothing): " + "; ".join(diverged) + "."
+                     if diverged else "")
     text = (f"Greedy sequence error on {records[0]['eval_episodes']} clean prompts (mean ± std over seeds). "
             "Reference methods: one Adam step per batch, the group baseline, no critic; `sb3:` methods: ours, "
-            f"with a critic.\n\n{table}\n\nSamples that got a backward pass, per env step (tokens; PPO's "
+            f"with a critic.\n\n{table}{diverged_text}\n\nSamples that got a backward pass, per env step (tokens; PPO's "
             f"family: 4 epochs):\n\n{cost_table}\n\n## The papers' claims\n\n"
             + (claims_table(rows) if rows else "No setting of the claims ('all', 'clean') was run.")
             + f"\n\n{VERDICT_RULES}")
@@ -258,7 +263,10 @@ def analyse(records: list[dict], out_dir: Path) -> str:
     for m in methods:
         curves = [r["curve"] for r in records if r["method"] == m and r["setting"] == curve_setting]
         if curves:
-            axes[1].plot([u for u, _ in curves[0]], np.mean([[e for _, e in c] for c in curves], axis=0),
+            # A diverged run's curve stops early; from there its error is 1.0 (see the page's text).
+            updates = max(curves, key=len)
+            errors = [[dict(c).get(u, 1.0) for u, _ in updates] for c in curves]
+            axes[1].plot([u for u, _ in updates], np.mean(errors, axis=0),
                          marker=".", label=m, linestyle="--" if m.startswith("sb3:") else "-")
     axes[1].set_xlabel("learner updates")
     axes[1].set_ylabel("sequence error")

@@ -15,6 +15,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
 
@@ -145,11 +146,13 @@ class _UpdateCost(BaseCallback):
     def __init__(self):
         super().__init__()
         self.train_seconds, self.backward_samples, self.updates, self._t0 = 0.0, 0, 0, None
+        self.in_train = False
 
     def _on_rollout_end(self) -> None:
-        self._t0 = time.perf_counter()
+        self._t0, self.in_train = time.perf_counter(), True
 
     def _on_rollout_start(self) -> None:
+        self.in_train = False
         if self._t0 is None:
             return
         self.train_seconds += time.perf_counter() - self._t0
@@ -184,8 +187,13 @@ def pushes_own_snapshots(algo: type) -> bool:
     return issubclass(algo, (WeightedPolicyGradientMixin, ReferencePolicyGradient))
 
 
+def parameters_finite(model) -> bool:
+    """Whether every parameter of ``model``'s policy is finite (no NaN or inf: the run has not diverged)."""
+    return all(bool(th.isfinite(p).all()) for p in model.policy.parameters())
+
+
 def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: bool = False,
-              keep_model: bool = False) -> dict:
+              keep_model: bool = False, diverged_score: float | None = None) -> dict:
     """Train ``spec``; return the final score, the learning curve and what the updates cost.
 
     Keys: ``final``, ``curve`` (``[(updates, score), ...]``), ``seconds`` (whole ``learn``),
@@ -195,6 +203,14 @@ def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: boo
     update, every ``std_every`` updates, after the last), ``gate_curve`` (``[(timesteps,
     train/gate_mean, train/scale_gate_mean), ...]`` at the same points, None where not logged) and
     ``final_std`` (the action std per dimension at the end).
+
+    A run *diverges* when its policy's parameters stop being finite (e.g. SB3's PPO, whose ratio
+    ``exp(log pi - log pi_old)`` overflows float32 on an action its rollout policy gave -258
+    nats). With ``diverged_score=None`` that raises as before; otherwise training stops there,
+    ``final`` is ``diverged_score`` (what the experiment counts a policy that outputs NaN as, e.g.
+    sequence error 1.0: it answers nothing) and ``diverged_at`` is the update that left the
+    parameters non-finite, counted from 1 (absent from a run that did not diverge), so a sweep
+    records the run instead of stopping at it.
     """
     venv = make_run_env(spec)
     model = spec.algo(spec.policy, venv, n_steps=spec.n_steps, seed=spec.seed, verbose=0,
@@ -211,13 +227,26 @@ def train_run(spec: RunSpec, evaluate: Callable[[Any], float], progress_bar: boo
     if spec.eval_every:
         callbacks.append(_PeriodicEval(evaluate, spec.eval_every))
     start = time.perf_counter()
-    model.learn(spec.total_updates * spec.n_envs * spec.n_steps, callback=callbacks, progress_bar=progress_bar)
+    diverged_at = None
+    try:
+        model.learn(spec.total_updates * spec.n_envs * spec.n_steps, callback=callbacks, progress_bar=progress_bar)
+    except (ValueError, RuntimeError):
+        # torch's distributions refuse NaN logits; only a policy that is no longer finite counts
+        # as diverged, any other error is a bug and propagates.
+        if diverged_score is None or parameters_finite(model):
+            raise
+        diverged_at = cost.updates + cost.in_train  # the update that left NaN parameters behind
     seconds = time.perf_counter() - start
-    final = float(evaluate(model))
-    curve = (callbacks[-1].curve if spec.eval_every else []) + [(spec.total_updates, final)]
+    if diverged_at is None and diverged_score is not None and not parameters_finite(model):
+        diverged_at = spec.total_updates  # the last update left NaN parameters behind
+    final = float(evaluate(model)) if diverged_at is None else float(diverged_score)
+    curve = (callbacks[-1].curve if spec.eval_every else []) + [(spec.total_updates if diverged_at is None
+                                                                  else diverged_at, final)]
     venv.close()
     result = {"final": final, "curve": curve, "seconds": seconds, "train_seconds": cost.train_seconds,
               "backward_samples": cost.backward_samples}
+    if diverged_at is not None:
+        result["diverged_at"] = diverged_at
     if std is not None and std.curve:
         result["std_curve"] = thin_curve([(t, s) for t, s, _ in std.curve], spec.std_every)
         result["gate_curve"] = thin_curve(std.gates, spec.std_every)

@@ -138,6 +138,57 @@ def test_token_run_spec_is_the_reference_launcher_shape():
     assert "group_size" not in ppo.algo_kwargs
 
 
+def _poisoned(algo, after: int, error: type[Exception] | None = None):
+    """``algo`` whose ``train()`` number ``after`` leaves NaN parameters (or raises ``error``, parameters intact)."""
+
+    class Poisoned(algo):
+        def train(self) -> None:
+            super().train()
+            self.trains = getattr(self, "trains", 0) + 1
+            if self.trains == after:
+                if error is not None:
+                    raise error("a bug, not a divergence")
+                with th.no_grad():
+                    next(self.policy.parameters()).fill_(float("nan"))
+
+    return Poisoned
+
+
+def _tiny_token_spec(method: str, updates: int):
+    config = trp.Config()
+    return paper.token_run_spec(method, config.method_settings, length=3, vocab_size=2, prompts=2,
+                                samples_per_prompt=4, total_updates=updates, learning_rate=3e-4,
+                                transformer=config.transformer, frictions={}, seed=0, env_kwargs={}, eval_every=1)
+
+
+def test_a_diverged_token_run_is_recorded_with_sequence_error_one_not_raised(tmp_path):
+    """SB3's PPO can overflow its ratio to NaN logits (token reversal, all frictions): the sweep
+    records the run as diverged after the updates it completed, and goes on."""
+    import dataclasses
+
+    from dg_envs.experiments.training import train_run
+
+    spec = _tiny_token_spec("sb3:PPO", updates=6)
+    spec = dataclasses.replace(spec, algo=_poisoned(spec.algo, after=3))
+    record = paper.train_token_run(spec, eval_episodes=8)
+    assert record["diverged_at"] == 3  # the third update left NaN parameters
+    assert record["sequence_error"] == 1.0 and record["curve"][-1] == (3, 1.0)
+    assert [u for u, _ in record["curve"][:-1]] == [1, 2]  # evaluated while finite, not after
+    with pytest.raises(ValueError):  # without a score for it, a divergence still raises
+        train_run(spec, lambda model: 0.0)
+    healthy = paper.train_token_run(_tiny_token_spec("sb3:PPO", updates=2), eval_episodes=8)
+    assert "diverged_at" not in healthy
+    buggy = dataclasses.replace(spec, algo=_poisoned(spec.algo.__mro__[1], after=1, error=RuntimeError))
+    with pytest.raises(RuntimeError, match="a bug"):  # finite parameters: an error is a bug, not a divergence
+        paper.train_token_run(buggy, eval_episodes=8)
+    # The page names the diverged run and its learning curve counts it as 1.0 after it diverged.
+    shape = {"length": 3, "vocab_size": 2, "prompts": 2, "samples_per_prompt": 4}
+    records = [{**r, **shape, "setting": "all", "method": "sb3:PPO", "seed": seed}
+               for seed, r in enumerate([record, paper.train_token_run(_tiny_token_spec("sb3:PPO", 6), 8)])]
+    page = trp.analyse(records, tmp_path)
+    assert "Diverged runs" in page and "sb3:PPO at all, seed 0, update 3" in page
+
+
 @pytest.mark.parametrize("name, overrides, match", [
     ("mnist-paper", {"lags": (0, -1)}, "lags must be an integer >= 0"),
     ("mnist-paper", {"activation": "gelu"}, "activation must be one of"),
