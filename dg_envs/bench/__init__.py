@@ -8,10 +8,14 @@
 * :func:`dg_envs.bench.wrappers.bench_wrappers`: each friction's steps/s wrapped / unwrapped,
   and :func:`~dg_envs.bench.wrappers.bench_vec_actors`: per-env vs batched policy actors;
 * :func:`dg_envs.bench.algos.bench_algos`: DGPPO vs SB3 PPO training throughput, and
-  KondoA2C vs DGA2C time inside ``train()`` with their MNIST test errors.
+  KondoA2C vs DGA2C time inside ``train()`` with their MNIST test errors;
+* :func:`dg_envs.bench.rllib_learners.bench_rllib_learners` (with the ``rllib`` extra): the
+  RLlib learners' ``update``, DG-APPO vs APPO updates/s and Kondo (3%) vs DG learner time.
 
-``dg-envs bench`` runs them all (:func:`run_all`).
+``dg-envs bench`` runs them all (:func:`run_all`; the RLlib one only where Ray is installed).
 """
+
+import importlib.util
 
 from dg_envs.bench.envs import BenchResult, bench_envs
 
@@ -45,4 +49,10 @@ def run_all(quick: bool = False) -> dict:
     results["vec_actors"] = bench_vec_actors(n_steps=max(steps // 20, 1), repeats=repeats)
     print("\n== algorithms ==")
     results["algos"] = bench_algos(quick=quick)
+    if importlib.util.find_spec("ray") is not None:
+        from dg_envs.bench import rllib_learners
+
+        print("\n== RLlib learners: DG-APPO vs APPO, Kondo vs DG ==")
+        results["rllib_learners"] = rllib_learners.bench_rllib_learners(quick=quick)
+        print(rllib_learners.format_table(results["rllib_learners"]))
     return results

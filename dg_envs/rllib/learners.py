@@ -59,6 +59,7 @@ from ray.rllib.algorithms.impala.torch.vtrace_torch_v2 import make_time_major, v
 from ray.rllib.algorithms.ppo.torch.ppo_torch_learner import PPOTorchLearner
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.learner.learner import ENTROPY_KEY, POLICY_LOSS_KEY, VF_LOSS_KEY
+from ray.rllib.core.models.base import ENCODER_OUT
 from ray.rllib.core.rl_module.apis import TARGET_NETWORK_ACTION_DIST_INPUTS
 from ray.rllib.evaluation.postprocessing import Postprocessing
 from ray.rllib.utils.metrics import WEIGHTS_SEQ_NO
@@ -165,6 +166,19 @@ class _DelightLearnerMixin:
         )
 
 
+def _screening_logits(module: Any, batch: dict[str, Any]) -> torch.Tensor:
+    """The action-distribution inputs of ``batch`` for Kondo's screening (call under ``no_grad``).
+
+    RLlib's default PPO module has separate actor and critic encoders, and its ``forward_train``
+    runs both: screening needs the actor's only, which halves the screening forward. Any other
+    module is screened with its ``forward_train``.
+    """
+    actor_encoder = getattr(getattr(module, "encoder", None), "actor_encoder", None)
+    if actor_encoder is None or not hasattr(module, "pi"):
+        return module.forward_train(batch)[Columns.ACTION_DIST_INPUTS]
+    return module.pi(actor_encoder(batch)[ENCODER_OUT])
+
+
 class DGPPOTorchLearner(_DelightLearnerMixin, PPOTorchLearner):
     """RLlib's PPO torch learner with the DG gate on each sample's clipped surrogate, and Kondo.
 
@@ -183,8 +197,6 @@ class DGPPOTorchLearner(_DelightLearnerMixin, PPOTorchLearner):
         opts = self.delight_options
         if not opts.kondo:
             return batch
-        with torch.no_grad():
-            fwd = self.module.forward_train(batch)
         selected_batch = {}
         for module_id, module_batch in batch.items():
             module = self.module[module_id].unwrapped()
@@ -192,7 +204,8 @@ class DGPPOTorchLearner(_DelightLearnerMixin, PPOTorchLearner):
                 raise ValueError("Kondo (keep_fraction / price) with a recurrent RLModule is not supported")
             advantages = module_batch[Postprocessing.ADVANTAGES]
             n = advantages.shape[0]
-            dist = module.get_train_action_dist_cls().from_logits(fwd[module_id][Columns.ACTION_DIST_INPUTS])
+            with torch.no_grad():
+                dist = module.get_train_action_dist_cls().from_logits(_screening_logits(module, module_batch))
             surprise = self._surprise(dist, dist.logp(module_batch[Columns.ACTIONS]), module_id)
             valid = _valid(module_batch, n, advantages.device)
             rows = valid.nonzero().flatten()

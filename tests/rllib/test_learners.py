@@ -12,7 +12,9 @@ from ray.rllib.core.columns import Columns  # noqa: E402
 from ray.rllib.evaluation.postprocessing import Postprocessing  # noqa: E402
 
 from dg_envs.rllib import DGAPPOConfig, DGPPOConfig  # noqa: E402
-from dg_envs.rllib.learners import KONDO_BACKWARD_SAMPLES, KONDO_KEPT_FRACTION, APPOLagTorchLearner  # noqa: E402
+from dg_envs.rllib.learners import (  # noqa: E402
+    KONDO_BACKWARD_SAMPLES, KONDO_KEPT_FRACTION, APPOLagTorchLearner, _screening_logits,
+)
 
 SPACES = {"default_policy": (gym.spaces.Box(0, 1, (4,), np.float32), gym.spaces.Discrete(3))}
 N, ETA = 16, 0.7
@@ -150,6 +152,9 @@ def test_kondo_ppo_runs_the_differentiable_pass_on_the_selection_only():
     # (approx: the same rows scored in a batch of another size can differ in the last bits)
     kept_chi = (selected[Postprocessing.ADVANTAGES] * -_logp(module, selected).detach())[kept]
     assert sorted(kept_chi.tolist()) == pytest.approx(top, rel=1e-5)
+    # The screening runs the actor encoder only, and gives forward_train's logits exactly.
+    with torch.no_grad():
+        assert torch.equal(_screening_logits(module, full), module.forward_train(full)[Columns.ACTION_DIST_INPUTS])
     # Policy gradient: the gated surrogate of the kept rows only, averaged over the selected rows.
     _, grads = _learner_grads(learner, selected)
     logp, adv = _logp(module, selected), selected[Postprocessing.ADVANTAGES]
