@@ -91,12 +91,14 @@ def mean_spread(values: Iterable[float]) -> tuple[float, float]:
 
 
 def format_mean_spread(values: Iterable[float], fmt: str = ".3g") -> str:
-    """``"mean ± std (n=k)"`` for a table cell.
+    """``"mean ± std (n=k)"`` for a table cell; ``"—"`` without values (a grid point not run).
 
-    >>> format_mean_spread([0.1, 0.3])
-    '0.2 ± 0.141 (n=2)'
+    >>> format_mean_spread([0.1, 0.3]), format_mean_spread([])
+    ('0.2 ± 0.141 (n=2)', '—')
     """
     values = list(values)
+    if not values:
+        return "—"
     mean, spread = mean_spread(values)
     return f"{mean:{fmt}} ± {spread:{fmt}} (n={len(values)})"
 

@@ -211,6 +211,17 @@ def _values(records: list[dict], setting: str, key: str) -> dict[str, list[float
     return out
 
 
+def _in_order(canonical: tuple[str, ...], labels) -> list[str]:
+    """The distinct ``labels``, those in ``canonical`` first and in its order (a page's columns do
+    not depend on which runs a sweep appended last), the rest as they come.
+
+    >>> _in_order(("clean", "bug", "all"), ["all", "x", "clean", "all"])
+    ['clean', 'all', 'x']
+    """
+    seen = list(dict.fromkeys(labels))
+    return [c for c in canonical if c in seen] + [label for label in seen if label not in canonical]
+
+
 def budget(records: list[dict]) -> str:
     """The budget of the records, as the claims table says it."""
     r = records[0]
@@ -221,8 +232,8 @@ def budget(records: list[dict]) -> str:
 
 def analyse(records: list[dict], out_dir: Path) -> str:
     """Sequence error per setting and method, backward samples, the claims, and the figure."""
-    methods = list(dict.fromkeys(r["method"] for r in records))
-    names = list(dict.fromkeys(r["setting"] for r in records))
+    methods = _in_order(Config.methods, (r["method"] for r in records))
+    names = _in_order(Config.settings, (r["setting"] for r in records))
     err = {n: _values(records, n, "sequence_error") for n in names}
     table = markdown_table(["setting"] + methods,
                            [[n] + [format_mean_spread(err[n].get(m, []), ".2g") for m in methods] for n in names])
