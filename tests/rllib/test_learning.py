@@ -55,6 +55,8 @@ def test_dg_appo_without_correction_learns_the_contextual_bandit_and_reports_pol
                 break
     finally:
         algo.stop()
+    print(f"DG-APPO, 2 env runners: mean return {returns[-1]:.2f} after {_trained(result):,.0f} trained env steps; "
+          f"policy lag max {lag_max:g}, largest iteration mean {max(lag_mean, default=0):.2f}")
     assert returns[-1] >= 0.7, (returns, _trained(result))
     assert _trained(result) <= 48_000  # the loop stops at 40,000 (one iteration may overshoot)
     assert lag_max >= 1 and max(lag_mean) > 0, (lag_max, lag_mean)
