@@ -23,7 +23,9 @@ import json
 import time
 from pathlib import Path
 
-from dg_envs.experiments.common import RESULTS_DIR, prepare_out_dir, ray_sweeps, save_records, use_one_thread
+from dg_envs.experiments.common import (
+    EXECUTION_FIELDS, RESULTS_DIR, prepare_out_dir, ray_sweeps, save_records, use_one_thread,
+)
 from dg_envs.validation import check_int
 
 #: Experiment name -> module (imported on use: each pulls in what it needs).
@@ -60,6 +62,51 @@ def make_config(name: str, quick: bool = False, seeds: int | None = None, **over
     if seeds is not None:
         overrides["seeds"] = tuple(range(check_int(seeds, "seeds", low=1)))
     return dataclasses.replace(config, **overrides) if overrides else config
+
+
+def _union(old, new):
+    """``old`` and ``new`` together: lists in order without repeats, dicts key by key (``new`` wins), else ``new``."""
+    if isinstance(old, list) and isinstance(new, list):
+        return old + [item for item in new if item not in old]
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {**old, **new}
+    return new
+
+
+def write_config(path: Path, config, grid_fields=()) -> None:
+    """Write ``config`` as JSON to ``path``, the settings beside a sweep's records and page.
+
+    A sweep over part of a grid (``--set methods=...``, ``--seeds``) adds its grid to the file's
+    when every setting its runs share is the file's: the file then says what the page covers, not
+    only what the last invocation ran (lists of methods, settings, seeds... joined in order,
+    dicts key by key). A sweep with other shared settings replaces the file, as its runs replace
+    the records.
+
+    >>> import dataclasses, tempfile
+    >>> @dataclasses.dataclass
+    ... class C:
+    ...     methods: tuple = ("DG",)
+    ...     lr: float = 0.1
+    ...     seeds: tuple = (0,)
+    >>> path = Path(tempfile.mkdtemp()) / "x.config.json"
+    >>> write_config(path, C(), ["methods"]); write_config(path, C(methods=("PG", "DG"), seeds=(0, 1)), ["methods"])
+    >>> json.loads(path.read_text())
+    {'methods': ['DG', 'PG'], 'lr': 0.1, 'seeds': [0, 1]}
+    >>> write_config(path, C(methods=("PG",), lr=0.2), ["methods"])
+    >>> json.loads(path.read_text())["methods"]
+    ['PG']
+    """
+    new = json.loads(json.dumps(dataclasses.asdict(config), default=str))
+    varying = set(grid_fields) | set(EXECUTION_FIELDS)
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = None
+        if (isinstance(old, dict) and old.keys() == new.keys()
+                and all(old[k] == new[k] for k in new if k not in varying)):
+            new = {k: _union(old[k], v) if k in varying else v for k, v in new.items()}
+    path.write_text(json.dumps(new, indent=1))
 
 
 def report_experiment(name: str, out_dir: Path | str = RESULTS_DIR) -> str:
@@ -110,7 +157,7 @@ def run_experiment(name: str, quick: bool = False, seeds: int | None = None, out
     # One thread each (torch and BLAS), so that experiments can run side by side.
     use_one_thread()
     start = time.perf_counter()
-    (out_dir / f"{name}.config.json").write_text(json.dumps(dataclasses.asdict(config), indent=1, default=str))
+    write_config(out_dir / f"{name}.config.json", config, getattr(module, "GRID_FIELDS", ()))
     on_ray = contextlib.nullcontext() if ray is False else ray_sweeps(None if ray is True else ray)
     with on_ray:
         records = module.run(config, progress=progress, tensorboard_log=tensorboard_log, out_dir=out_dir)
