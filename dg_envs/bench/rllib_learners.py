@@ -12,8 +12,8 @@ checks, metrics). Every learner of a comparison updates on the same batches.
 2. **Kondo compute**: learner time of Kondo (``keep_fraction=0.03``) vs DG. PPO skips for real
    (per minibatch a ``no_grad`` screening forward, then the differentiable forward and backward
    on the kept and critic samples only; target <= 0.5), at RLlib's default minibatch of 128 and
-   at 1,000 (4 minibatches per epoch): what Kondo cannot skip is the screening forward (actor
-   and critic encoders) and the per-minibatch work on parameter-sized tensors (Adam's step,
+   at 1,000 (4 minibatches per epoch): what Kondo cannot skip is the screening forward (the
+   actor encoder) and the per-minibatch work on parameter-sized tensors (Adam's step,
    RLlib's finiteness checks of every gradient), which small minibatches make weigh more.
    APPO's Kondo is *masked*: every sample goes through the
    backward pass (see :mod:`dg_envs.rllib.learners`), so no saving is expected there.

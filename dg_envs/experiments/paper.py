@@ -187,7 +187,7 @@ def train_token_run(spec: RunSpec, eval_episodes: int) -> dict[str, Any]:
     ``sequence_error``: greedy, on ``eval_episodes`` clean prompts (:func:`training.sequence_error`);
     ``backward_samples``: tokens that got a backward pass, summed over updates. A run whose policy
     stopped being finite (:func:`~dg_envs.experiments.training.train_run`) is recorded, not
-    raised: ``diverged_at`` (updates completed) and sequence error 1.0, since a policy that outputs
+    raised: ``diverged_at`` (the update that left NaN parameters) and sequence error 1.0, since a policy that outputs
     NaN answers nothing.
     """
     from dg_envs.experiments.training import sequence_error, train_run

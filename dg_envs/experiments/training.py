@@ -146,16 +146,20 @@ class _UpdateCost(BaseCallback):
     def __init__(self):
         super().__init__()
         self.train_seconds, self.backward_samples, self.updates, self._t0 = 0.0, 0, 0, None
-        self.in_train = False
+
+    @property
+    def in_train(self) -> bool:
+        """Whether an update (``train()``) has started and not yet finished."""
+        return self._t0 is not None
 
     def _on_rollout_end(self) -> None:
-        self._t0, self.in_train = time.perf_counter(), True
+        self._t0 = time.perf_counter()
 
     def _on_rollout_start(self) -> None:
-        self.in_train = False
         if self._t0 is None:
             return
         self.train_seconds += time.perf_counter() - self._t0
+        self._t0 = None
         self.updates += 1
         logged = self.model.logger.name_to_value.get("train/kondo_backward_samples")
         batch = self.model.n_steps * self.model.n_envs
@@ -164,7 +168,6 @@ class _UpdateCost(BaseCallback):
 
     def _on_training_end(self) -> None:
         self._on_rollout_start()  # the last update has no following rollout
-        self._t0 = None
 
     def _on_step(self) -> bool:
         return True
