@@ -1,7 +1,8 @@
 """Speed of our algorithms against SB3 and against each other, as ratios measured in one run.
 
 1. **Throughput**: steps per second of ``model.learn`` for :class:`~dg_envs.algos.DGPPO`
-   vs SB3's ``PPO``, same env and settings (target ratio >= 0.95).
+   vs SB3's ``PPO``, same env and settings (target ratio >= 0.95): on CartPole, and (with the
+   ``dmc`` extra) on a Suite task with each Gaussian gate (:func:`bench_suite_throughput`).
 2. **Kondo compute**: time spent inside ``train()`` by
    :class:`~dg_envs.algos.KondoA2C` (``keep_fraction=0.03``) vs :class:`~dg_envs.algos.DGA2C`
    on MNIST-as-a-bandit, ``net_arch=[256, 256]``, 500-sample batches (target ratio <= 1/3),
@@ -31,7 +32,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 import dg_envs  # noqa: F401 - registers the ids
 from dg_envs.algos import get_algorithm
 
-__all__ = ["bench_algos", "bench_kondo", "bench_throughput"]
+__all__ = ["bench_algos", "bench_kondo", "bench_suite_throughput", "bench_throughput"]
 
 
 def _with_threads(threads: int | None, fn: Callable[[], Any]) -> Any:
@@ -50,12 +51,14 @@ def bench_throughput(
     repeats: int = 5,
     n_envs: int = 4,
     torch_threads: int | None = 1,
+    candidate_kwargs: dict[str, Any] | None = None,
     **ppo_kwargs: Any,
 ) -> dict[str, Any]:
     """Median steps/s of ``model.learn`` for DGPPO and SB3 PPO; ``ratio`` = DGPPO / PPO.
 
     ``ratio`` uses wall-clock time; ``cpu_ratio`` uses this process's CPU time, which other
-    jobs on a shared machine disturb less.
+    jobs on a shared machine disturb less. ``ppo_kwargs`` go to both algorithms,
+    ``candidate_kwargs`` to DGPPO only (e.g. ``{"box_gate": "scale_leave_one_out"}``).
     """
     kwargs = {"n_steps": 256, "batch_size": 64, "n_epochs": 4, **ppo_kwargs}
     rates: dict[str, list[float]] = {"DGPPO": [], "PPO": []}
@@ -65,10 +68,10 @@ def bench_throughput(
         for rep in range(repeats):
             # The baseline is SB3's own PPO (not the registry's relabelled "PPO"): DGPPO's whole
             # overhead, relabelling included, is what is measured.
-            pair = (("PPO", PPO), ("DGPPO", get_algorithm("DGPPO")))
-            for name, cls in pair if rep % 2 == 0 else pair[::-1]:
+            pair = (("PPO", PPO, {}), ("DGPPO", get_algorithm("DGPPO"), candidate_kwargs or {}))
+            for name, cls, extra in pair if rep % 2 == 0 else pair[::-1]:
                 venv = DummyVecEnv([lambda: gym.make(env_id)] * n_envs)
-                model = cls("MlpPolicy", venv, seed=rep, device="cpu", **kwargs)
+                model = cls("MlpPolicy", venv, seed=rep, device="cpu", **kwargs, **extra)
                 start, cpu_start = time.perf_counter(), time.process_time()
                 model.learn(total_timesteps)
                 rates[name].append(model.num_timesteps / (time.perf_counter() - start))
@@ -78,7 +81,7 @@ def bench_throughput(
     _with_threads(torch_threads, run)
     dg, ppo = statistics.median(rates["DGPPO"]), statistics.median(rates["PPO"])
     return {
-        "candidate": "DGPPO", "baseline": "PPO", "env_id": env_id,
+        "candidate": "DGPPO", "candidate_kwargs": dict(candidate_kwargs or {}), "baseline": "PPO", "env_id": env_id,
         "candidate_steps_per_s": dg, "baseline_steps_per_s": ppo, "ratio": dg / ppo,
         "cpu_ratio": statistics.median(cpu_rates["DGPPO"]) / statistics.median(cpu_rates["PPO"]),
         "repeats": rates, "cpu_repeats": cpu_rates, "target": ">= 0.95",
@@ -168,8 +171,35 @@ def bench_kondo(
     }
 
 
+#: The Suite task of the continuous-control throughput benchmark (needs the ``dmc`` extra).
+SUITE_TASK = "dg_envs/dmc-cheetah-run-v0"
+
+
+def bench_suite_throughput(total_timesteps: int = 8192, repeats: int = 5, **kwargs: Any) -> dict[str, dict[str, Any]]:
+    """DGPPO (each ``box_gate``) vs PPO ``learn`` steps/s on :data:`SUITE_TASK`, the dmc-suite sweep's settings.
+
+    One env, the experiment's PPO settings (``n_steps=1024``, 10 epochs of minibatches of 256);
+    ``kwargs`` override them. Returns box_gate -> :func:`bench_throughput`'s result.
+    """
+    from dg_envs.experiments.widening import hyperparams
+
+    settings = {**hyperparams(SUITE_TASK), **kwargs}
+    return {gate: bench_throughput(SUITE_TASK, total_timesteps, repeats, n_envs=1,
+                                   candidate_kwargs={"box_gate": gate}, **settings)
+            for gate in ("sample", "scale_leave_one_out")}
+
+
+def _print_throughput(t: dict[str, Any], label: str = "DGPPO") -> None:
+    print(f"{label} / PPO learn() steps/s on {t['env_id']}: {t['ratio']:.3f} "
+          f"({t['candidate_steps_per_s']:.0f} vs {t['baseline_steps_per_s']:.0f}; target {t['target']}); "
+          f"by CPU time: {t['cpu_ratio']:.3f}")
+
+
 def bench_algos(quick: bool = False, print_table: bool = True) -> dict[str, dict[str, Any]]:
-    """Run both benchmarks and return their results (``quick``: tiny sizes, for smoke tests)."""
+    """Run the benchmarks and return their results (``quick``: tiny sizes, for smoke tests).
+
+    The Suite throughput runs where the ``dmc`` extra is installed.
+    """
     if quick:
         results = {
             "throughput": bench_throughput(total_timesteps=512, repeats=1, n_steps=128),
@@ -179,11 +209,16 @@ def bench_algos(quick: bool = False, print_table: bool = True) -> dict[str, dict
         # 1,000 updates: long enough for the test errors to be compared (after 100, Kondo's
         # 15 kept samples per update have not caught up yet: 0.169 vs 0.100 measured).
         results = {"throughput": bench_throughput(), "kondo": bench_kondo(n_updates=1000, repeats=1)}
+    from dg_envs.experiments.widening import dmc_available
+
+    if dmc_available():
+        small = dict(total_timesteps=256, repeats=1, n_steps=128, batch_size=64, n_epochs=1) if quick else {}
+        results["suite_throughput"] = bench_suite_throughput(**small)
     if print_table:
         t, k = results["throughput"], results["kondo"]
-        print(f"DGPPO / PPO learn() steps/s on {t['env_id']}: {t['ratio']:.3f} "
-              f"({t['candidate_steps_per_s']:.0f} vs {t['baseline_steps_per_s']:.0f}; target {t['target']}); "
-              f"by CPU time: {t['cpu_ratio']:.3f}")
+        _print_throughput(t)
+        for gate, suite in results.get("suite_throughput", {}).items():
+            _print_throughput(suite, f"DGPPO(box_gate={gate!r})")
         print(f"{k['candidate']} / DGA2C time in train(): {k['ratio']:.3f} "
               f"({k['candidate_train_s']:.2f}s vs {k['baseline_train_s']:.2f}s over {k['n_updates']} updates; "
               f"target {k['target']})")
