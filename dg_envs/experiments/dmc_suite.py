@@ -220,22 +220,24 @@ def seed_aggregates(records: list[dict], friction: str, method: str) -> list[flo
     return out
 
 
-def not_worse_verdict(a: list[float], b: list[float]) -> tuple[str, str]:
-    """The rule for "a >= b" (higher is better; :data:`NOT_WORSE_RULE`).
+def not_worse_verdict(a: list[float], b: list[float], names: tuple[str, str] = ("a", "b")) -> tuple[str, str]:
+    """The rule for "a >= b" (higher is better; :data:`NOT_WORSE_RULE`); the reason names the methods ``names``.
 
     >>> not_worse_verdict([0.5, 0.6], [0.5, 0.5])[0], not_worse_verdict([0.5, 0.6], [0.56, 0.56])[0]
     ('holds', 'holds within noise')
-    >>> not_worse_verdict([0.1, 0.1], [0.5, 0.5])
-    ('does not hold', 'b ahead by 0.4 (noise 0)')
+    >>> not_worse_verdict([0.1, 0.1], [0.5, 0.5], names=("DGPPO", "PPO"))
+    ('does not hold', 'PPO ahead by 0.4 (noise 0)')
     """
     arr_a, arr_b = np.asarray(a, float), np.asarray(b, float)
     sem = [float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else 0.0 for x in (arr_a, arr_b)]
     noise, gap = math.hypot(*sem), float(arr_b.mean() - arr_a.mean())
+    name_a, name_b = names
     if gap <= 0:
-        return HOLDS, f"a ahead by {-gap:.3g} (noise {noise:.2g})" if gap < 0 else f"a = b (noise {noise:.2g})"
+        return HOLDS, (f"{name_a} ahead by {-gap:.3g} (noise {noise:.2g})" if gap < 0
+                       else f"{name_a} = {name_b} (noise {noise:.2g})")
     if gap <= noise:
-        return HOLDS_WITHIN_NOISE, f"b ahead by {gap:.3g}, within noise {noise:.2g}"
-    return NOT_HOLD, f"b ahead by {gap:.3g} (noise {noise:.2g})"
+        return HOLDS_WITHIN_NOISE, f"{name_b} ahead by {gap:.3g}, within noise {noise:.2g}"
+    return NOT_HOLD, f"{name_b} ahead by {gap:.3g} (noise {noise:.2g})"
 
 
 def claims(records: list[dict]) -> list[tuple[Claim, Verdict, str]]:
@@ -255,7 +257,7 @@ def claims(records: list[dict]) -> list[tuple[Claim, Verdict, str]]:
                 claim = Claim(f"{label}'s aggregate >= PPO's, clean", paper, a=label, b="PPO", factor=1.0,
                               higher_is_better=True)
                 if all(values.values()):
-                    verdict, reason = not_worse_verdict(values[label], values["PPO"])
+                    verdict, reason = not_worse_verdict(values[label], values["PPO"], names=(label, "PPO"))
                     ours = " vs ".join(f"{m} {format_mean_spread(values[m])}" for m in (label, "PPO"))
                     rows.append((claim, Verdict(verdict, ours, reason), budget))
                 else:
@@ -323,7 +325,10 @@ def analyse(records: list[dict], out_dir: Path) -> str:
     overall = dict(ratios).get("all runs", math.nan)
     speed_line = (f"DGPPO / PPO, ratio of the medians over all runs: **{overall:.3f}** (target >= {THROUGHPUT_TARGET}: "
                   f"**{'reached' if overall >= THROUGHPUT_TARGET else 'not reached'}**); reached on "
-                  f"{len(reached)} of {len(tasks)} tasks." if ratios else "No DGPPO runs: no throughput ratio.")
+                  f"{len(reached)} of {len(tasks)} tasks. These runs ran at different times beside other jobs, so "
+                  "the ratios mix the algorithms' cost with the machine's load; the cost alone is measured by "
+                  "`dg_envs.bench.algos.bench_suite_throughput` (interleaved repeats in one process, part of "
+                  "`dg-envs bench`)." if ratios else "No DGPPO runs: no throughput ratio.")
     stand_in = ("" if len(suite) == len(tasks) else
                 f"\n\n**Not the Suite**: {', '.join(t for t in tasks if t not in suite)} stood in for Suite tasks "
                 "(the `dmc` extra was not installed); scores are return / 1000 there too.")
