@@ -16,9 +16,10 @@ is measured. Methods (``method_settings``):
 * ``DG-APPO+vtrace``: :class:`~dg_envs.rllib.DGAPPOConfig`, the DG gate on APPO's corrected loss;
 * ``DG-APPO``: DG without any importance correction (``vtrace_correction=False``, the paper's).
 
-The env-level frictions are on in every run (:func:`dg_envs.rllib.make_env_creator`): the buggy
-actor (``bug``: the landmine action executed, reported with log-prob 0) and reward corruption
-(``reward_corruption``: a coin-flip reward). Tasks: ``bandit``
+The env-level frictions are on in every run (:func:`dg_envs.rllib.make_env_creator`), per
+answer as in the papers (:data:`ANSWER_FRICTIONS`): the buggy actor (``bug``: the landmine
+executed, reported with log-prob 0) and reward corruption (``reward_corruption``: the answer's
+reward a coin flip). Tasks: ``bandit``
 (``dg_envs/ContextualBandit-v0``, seconds; the quick mode), ``mnist`` (``dg_envs/MNISTBandit-v0``)
 and ``token-reversal`` (``dg_envs/TokenReversal-v0``, observations one-hot encoded by RLlib's
 ``FlattenObservations`` connector).
@@ -79,6 +80,14 @@ METHODS = {
     "DG-APPO": {"algorithm": "DGAPPO", "vtrace_correction": False, "eta": 1.0},
 }
 
+#: Task name -> the friction arguments that make ``bug`` and ``reward_corruption`` act per
+#: *answer* where an answer takes more than one step (one-step tasks need none: there a step is
+#: the answer). As the papers' actors: the landmine replaces a whole answer, and the coin replaces
+#: the answer's reward (the last step's), not the zero rewards of the steps before it.
+ANSWER_FRICTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "token-reversal": {"bug": {"per": "episode"}, "reward_corruption": {"per": "episode", "terminal_only": True}},
+}
+
 MODULE = "default_policy"
 
 
@@ -97,11 +106,11 @@ class Config:
     envs_per_env_runner: int = 4
     """Sub-environments per env runner."""
     bug: float = 0.1
-    """Buggy actor (:class:`~dg_envs.wrappers.BuggyActor`, its defaults): per step, the probability
-    that the landmine action runs instead, reported with log-prob 0."""
+    """Buggy actor (:class:`~dg_envs.wrappers.BuggyActor`): per answer (:data:`ANSWER_FRICTIONS`),
+    the probability that the landmine runs instead, reported with log-prob 0."""
     reward_corruption: float = 0.1
-    """Reward corruption (:class:`~dg_envs.wrappers.RewardCorruption`, its defaults): per step, the
-    probability that the reward is replaced by a coin flip."""
+    """Reward corruption (:class:`~dg_envs.wrappers.RewardCorruption`): per answer
+    (:data:`ANSWER_FRICTIONS`), the probability that the reward is replaced by a coin flip."""
     total_env_steps: int = 200_000
     """Training stops once the learner has trained on this many env steps (APPO's circular buffer
     trains on each sampled step more than once), or at ``max_seconds``."""
@@ -154,9 +163,27 @@ def check_config(config: Config) -> None:
 
 
 def grid(config: Config) -> list[dict[str, Any]]:
-    """The runs: every (task, method, k, seed)."""
-    return [{"task": t, "method": m, "env_runners": k, "seed": s, "settings": config.method_settings[m]}
+    """The runs: every (task, method, k, seed); a multi-step task's settings hold its :data:`ANSWER_FRICTIONS`."""
+    def settings(task: str, method: str) -> dict[str, Any]:
+        answer = {"answer_frictions": ANSWER_FRICTIONS[task]} if task in ANSWER_FRICTIONS else {}
+        return {**config.method_settings[method], **answer}
+
+    return [{"task": t, "method": m, "env_runners": k, "seed": s, "settings": settings(t, m)}
             for t in config.tasks for m in config.methods for k in config.env_runners for s in config.seeds]
+
+
+def friction_settings(config: Config, task: str) -> dict[str, Any]:
+    """The :func:`~dg_envs.wrappers.apply_frictions` arguments of ``task``'s runs.
+
+    >>> from dg_envs.experiments import distributed as d
+    >>> d.friction_settings(d.Config(), "mnist")
+    {'bug': {'p': 0.1}, 'reward_corruption': {'p': 0.1}}
+    >>> d.friction_settings(d.Config(), "token-reversal")["reward_corruption"]
+    {'p': 0.1, 'per': 'episode', 'terminal_only': True}
+    """
+    answer = ANSWER_FRICTIONS.get(task, {})
+    return {name: {"p": p, **answer.get(name, {})}
+            for name, p in (("bug", config.bug), ("reward_corruption", config.reward_corruption))}
 
 
 def _import_ray():
@@ -196,8 +223,9 @@ def build_algo(config: Config, job: dict):
 
     settings = dict(job["settings"])
     algorithm = settings.pop("algorithm")
+    settings.pop("answer_frictions", None)  # (in friction_settings: the job holds it for its key)
     env_id, env_kwargs = TASKS[job["task"]]
-    frictions = {"bug": config.bug, "reward_corruption": config.reward_corruption}
+    frictions = friction_settings(config, job["task"])
     name = register_env(f"dg-distributed-{job['task']}", env_id, frictions=frictions, **env_kwargs)
     if algorithm == "APPO":
         settings["learner_class"] = APPOLagTorchLearner
@@ -318,6 +346,25 @@ def _values(records: list[dict], task: str, method: str, k: int, key: str) -> li
     return [r[key] for r in records if r["task"] == task and r["method"] == method and r["env_runners"] == k]
 
 
+def _friction_notes(records: list[dict]) -> str:
+    """Which multi-step tasks' records had their frictions per step (before :data:`ANSWER_FRICTIONS`).
+
+    >>> print(_friction_notes([{"task": "token-reversal", "settings": {"algorithm": "APPO"}}]))  # doctest: +ELLIPSIS
+    <BLANKLINE>
+    <BLANKLINE>
+    **token-reversal: frictions per step** in 1 of its 1 records (made before they acted per answer): ...
+    """
+    notes = []
+    for task in ANSWER_FRICTIONS:
+        rows = [r for r in records if r["task"] == task]
+        per_step = [r for r in rows if "answer_frictions" not in r.get("settings", {})]
+        if per_step:
+            notes.append(f"**{task}: frictions per step** in {len(per_step)} of its {len(rows)} records (made before "
+                         "they acted per answer): the landmine hit single tokens and the coin replaced every step's "
+                         "reward, the zero rewards before the answer's end included.")
+    return "".join(f"\n\n{note}" for note in notes)
+
+
 def analyse(records: list[dict], out_dir: Path) -> str:
     """Per task: error, lag and throughput vs k for each method; the figure (error, lag, env steps/s vs k; lag histogram)."""
     tasks = list(dict.fromkeys(r["task"] for r in records))
@@ -339,7 +386,8 @@ def analyse(records: list[dict], out_dir: Path) -> str:
     table = markdown_table(header, rows)
     text = (f"RLlib APPO (V-trace) vs DG-APPO with and without V-trace on asynchronous env runners, "
             f"buggy actor and reward corruption on. Greedy error on clean data; policy lag in learner "
-            f"updates (mean of the per-iteration means, max over the run); mean ± std over seeds.\n\n{table}")
+            f"updates (mean of the per-iteration means, max over the run); mean ± std over seeds.\n\n{table}"
+            f"{_friction_notes(records)}")
 
     fig, (ax_err, ax_lag, ax_speed, ax_hist) = new_figure(ncols=4, width=4.0)
     for t in tasks:

@@ -19,6 +19,29 @@ def test_grid_and_config_checks():
         distributed.check_config(make_config("distributed", env_runners=(0,)))
 
 
+def test_frictions_act_per_answer():
+    """Token reversal's landmine replaces whole answers and its coin the answer's (terminal) reward;
+    on a one-step task a step is the answer, so its jobs (and their recorded keys) are unchanged."""
+    from dg_envs.experiments.common import run_key, shared_settings
+    from dg_envs.rllib import make_env_creator
+
+    config = make_config("distributed", seeds=1)
+    token = make_env_creator("dg_envs/TokenReversal-v0", frictions=distributed.friction_settings(config, "token-reversal"))({})
+    frictions = {type(w).__name__: w for w in _wrappers(token)}
+    assert frictions["BuggyActor"].per == "episode"
+    assert (frictions["RewardCorruption"].per, frictions["RewardCorruption"].terminal_only) == ("episode", True)
+    assert distributed.friction_settings(config, "mnist") == {"bug": {"p": 0.1}, "reward_corruption": {"p": 0.1}}
+    jobs = {(j["task"], j["method"], j["env_runners"]): j for j in distributed.grid(config)}
+    assert "answer_frictions" in jobs["token-reversal", "APPO", 1]["settings"]
+    shared = shared_settings(config, distributed.GRID_FIELDS)
+    assert run_key(jobs["mnist", "APPO", 1], shared).endswith("#3343e1844d")  # the record in docs/results
+
+
+def _wrappers(env):
+    while hasattr(env, "env"):
+        yield env
+        env = env.env
+
 
 def test_every_job_asks_ray_for_the_sweeps_largest_k(monkeypatch):
     """The first job starts the local cluster; sized by its own k=1 it refused the k=4 job after it
