@@ -224,6 +224,32 @@ def use_one_thread() -> None:
     threadpool_limits(1)
 
 
+def exit_with_parent(poll_seconds: float = 5.0) -> None:
+    """End this process (``os._exit``) soon after its parent dies (a daemon thread polls the parent's pid).
+
+    A pool worker outlives a sweep that is killed (``kill``, a closed terminal): its run goes on
+    for up to an hour, holding a core, and its record is lost anyway, since only the sweep's
+    process writes records. Where the parent dies the worker is re-parented, so its
+    ``os.getppid()`` changes (POSIX; elsewhere the thread never fires).
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _init_worker() -> None:
+    """A sweep's pool worker: one thread (:func:`use_one_thread`), and it ends with the sweep (:func:`exit_with_parent`)."""
+    use_one_thread()
+    exit_with_parent()
+
+
 def _timed(work: Callable[[dict], dict], job: dict) -> dict:
     start = time.perf_counter()
     result = work(job)
@@ -293,7 +319,7 @@ def _executor(n_jobs: int) -> cf.Executor | None:
     if n_jobs <= 1:
         return None
     context = multiprocessing.get_context("spawn")  # no forked torch state
-    return cf.ProcessPoolExecutor(n_jobs, mp_context=context, initializer=use_one_thread)
+    return cf.ProcessPoolExecutor(n_jobs, mp_context=context, initializer=_init_worker)
 
 
 def run_sweep(

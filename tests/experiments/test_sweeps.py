@@ -3,6 +3,11 @@ restarted sweep runs only what is missing, run keys change exactly with what cha
 and --jobs N runs the same runs in N processes."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -139,3 +144,32 @@ def test_jobs_run_the_same_runs_in_processes(tmp_path):
     strip = lambda r: {k: v for k, v in r.items() if "seconds" not in k}  # noqa: E731
     assert ([strip(r) for r in _lines(tmp_path / "serial" / "mnist-paper.jsonl")]
             == [strip(r) for r in _lines(tmp_path / "parallel" / "mnist-paper.jsonl")])
+
+
+@pytest.mark.skipif(not hasattr(os, "getppid") or sys.platform == "win32", reason="re-parenting is POSIX")
+def test_a_killed_sweeps_workers_end_with_it(tmp_path):
+    """Killing a sweep (its parent process) used to leave its pool workers running their runs for up to an hour."""
+    script = tmp_path / "sweep.py"
+    script.write_text(
+        "import os, time\n"
+        "from dg_envs.experiments.common import _executor\n"
+        "if __name__ == '__main__':  # (spawned workers import this file)\n"
+        "    pool = _executor(2)\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    pool.submit(time.sleep, 600)\n"
+        "    time.sleep(600)\n"
+    )
+    sweep = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(sweep.stdout.readline())
+    os.kill(worker, 0)  # alive
+    sweep.kill()
+    sweep.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.5)
+    os.kill(worker, signal.SIGKILL)
+    pytest.fail(f"the pool worker {worker} outlived its killed sweep by 30 s")
