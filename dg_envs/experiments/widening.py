@@ -462,6 +462,23 @@ def _budget(records: list[dict], task: str) -> str:
     return f"{next(r['timesteps'] for r in records if r['task'] == task):,}"
 
 
+def _per_seed_choices(ablation: list[dict]) -> str:
+    """The rule applied to each seed alone, for the seeds that ran every (task, method) of the ablation.
+
+    >>> def run(seed, method, ret):
+    ...     return {"sweep": "ablation", "task": "A", "method": method, "seed": seed, "return": ret, "final_std": [1.0]}
+    >>> _per_seed_choices([run(0, "PPO", 0.0), run(0, "DGPPO", 1.0), run(1, "PPO", 0.0)])
+    ' Each seed alone (those with every run): seed 0 `sample`.'
+    """
+    points = {(r["task"], r["method"]) for r in ablation}
+    choices = []
+    for seed in sorted({r["seed"] for r in ablation}):
+        runs = [r for r in ablation if r["seed"] == seed]
+        if {(r["task"], r["method"]) for r in runs} == points:
+            choices.append(f"seed {seed} `{choose_default(runs).box_gate}`")
+    return f" Each seed alone (those with every run): {', '.join(choices)}." if choices else ""
+
+
 def analyse(records: list[dict], out_dir: Path) -> str:
     """The ablation table and the rule's choice, the long runs' table, and the std-over-training figure."""
     ablation = [r for r in records if r["sweep"] == "ablation"]
@@ -481,7 +498,8 @@ def analyse(records: list[dict], out_dir: Path) -> str:
             f"## Ablation: which gradient the gate multiplies\n\nClean; greedy return at the end (mean ± std over "
             f"{seeds} seed{'s' if seeds > 1 else ''}) and the final action std (mean over dimensions and seeds; "
             f"every run starts at std 1).\n\n{markdown_table(header, rows)}\n\n"
-            f"**The sweep supports `box_gate=\"{choice.box_gate}\"` as DGPPO's default**: {choice.reason}.\n\n{RULE}")
+            f"**The sweep supports `box_gate=\"{choice.box_gate}\"` as DGPPO's default**: {choice.reason}."
+            f"{_per_seed_choices(ablation)}\n\n{RULE}")
     if long:
         ltasks = list(dict.fromkeys(r["task"] for r in long))
         lmethods = list(dict.fromkeys(r["method"] for r in long))
