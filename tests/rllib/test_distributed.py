@@ -22,11 +22,13 @@ def test_grid_and_config_checks():
 def test_frictions_act_per_answer():
     """Token reversal's landmine replaces whole answers and its coin the answer's (terminal) reward;
     on a one-step task a step is the answer, so its jobs (and their recorded keys) are unchanged."""
+    import gymnasium as gym
+
     from dg_envs.experiments.common import run_key, shared_settings
-    from dg_envs.rllib import make_env_creator
+    from dg_envs.wrappers import apply_frictions  # what dg_envs.rllib.make_env_creator applies
 
     config = make_config("distributed", seeds=1)
-    token = make_env_creator("dg_envs/TokenReversal-v0", frictions=distributed.friction_settings(config, "token-reversal"))({})
+    token = apply_frictions(gym.make("dg_envs/TokenReversal-v0"), **distributed.friction_settings(config, "token-reversal"))
     frictions = {type(w).__name__: w for w in _wrappers(token)}
     assert frictions["BuggyActor"].per == "episode"
     assert (frictions["RewardCorruption"].per, frictions["RewardCorruption"].terminal_only) == ("episode", True)
