@@ -178,6 +178,8 @@ def run(method: str, seed: int, timesteps: int | None, p: float, eval_points: in
     torch.set_num_threads(1)
     MeasuredPPO, MeasuredDGPPO, IndexedBuffer = _classes()
     name, options = parse_method(method)
+    if name == "DGPPO":
+        options.setdefault("box_gate", "sample")  # DGPPO's default when docs/results/discovery-gate.md was made
     params = mujoco.hyperparams(name, "Hopper-v5")
     params.pop("policy"), params.pop("n_envs")
     zoo_timesteps = params.pop("n_timesteps")

@@ -60,7 +60,7 @@ def main() -> None:
     print(f"{args.env}, {args.timesteps} steps, seed {args.seed}, settings of {zoo_env} in dgppo.yml: {params}")
     for method in args.methods:
         name, _, box_gate = method.partition(":")
-        extra = {"box_gate": box_gate} if box_gate else {}
+        extra = {"box_gate": box_gate or "sample"} if name == "DGPPO" else {}  # "DGPPO": the sample gate
         model = get_algorithm(name)("MlpPolicy", args.env, seed=args.seed, device="cpu", **params, **extra)
         callback = ActionStdCallback()
         start = time.perf_counter()

@@ -37,9 +37,11 @@ class DGA2C(DelightMixin, A2C):
     :param surprisal: ``"auto"`` (raw for discrete actions, ``"entropy_centered"`` for Box),
         ``"raw"``, ``"entropy_centered"``, ``"per_dim"`` or ``"clipped"``.
     :param box_gate: Box actions only: which gradient of the Gaussian the gate multiplies,
-        ``"sample"`` (default: the whole ``log pi(a)``), ``"mean_only"``, ``"scale_leave_one_out"``,
+        ``"sample"`` (the whole ``log pi(a)``), ``"mean_only"``, ``"scale_leave_one_out"``,
         ``"per_dimension"`` or ``"clipped"`` (:data:`dg_envs.algos.weighting.BOX_GATES`; formulas in
         :func:`~dg_envs.algos.weighting.box_gates`; the ``widening`` experiment compares them).
+        ``None`` (default): ``"sample"`` (DGPPO's default is ``"scale_leave_one_out"``, chosen by
+        that experiment inside PPO, which did not run A2C).
     Other arguments: as :class:`stable_baselines3.A2C`.
     """
 

@@ -40,10 +40,15 @@ class DGPPO(DelightMixin, PPO):
     :param eta: gate temperature (> 0).
     :param surprisal: see :class:`dg_envs.algos.DGA2C`.
     :param box_gate: Box actions only: which gradient of the Gaussian the gate multiplies
-        (``"sample"``, the default, ``"mean_only"``, ``"scale_leave_one_out"``, ``"per_dimension"``,
-        ``"clipped"``); see :class:`dg_envs.algos.DGA2C`.
+        (``"sample"``, ``"mean_only"``, ``"scale_leave_one_out"``, ``"per_dimension"``, ``"clipped"``;
+        see :class:`dg_envs.algos.DGA2C`). ``None`` (default): ``"scale_leave_one_out"`` on a diagonal
+        Gaussian (Box actions without gSDE), the choice of the ``widening`` experiment
+        (docs/results/widening.md: the sample gate widened the Gaussian 13x and scored last but one
+        of the five gates); ``"sample"`` otherwise. Before 2026-12-04 the default was ``"sample"``.
     Other arguments: as :class:`stable_baselines3.PPO`.
     """
+
+    default_box_gate = "scale_leave_one_out"
 
 
 class KondoPPO(KondoMixin, PPO):
@@ -56,5 +61,6 @@ class KondoPPO(KondoMixin, PPO):
     the whole minibatch before slicing.
 
     :param keep_fraction, price, kondo_eta, value_samples: as :class:`dg_envs.algos.KondoA2C`.
-    Other arguments: as :class:`DGPPO`.
+    Other arguments: as :class:`DGPPO`, but ``box_gate``'s default stays ``"sample"``: the
+    ``widening`` experiment that chose DGPPO's compared the gates without Kondo.
     """

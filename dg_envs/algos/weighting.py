@@ -51,7 +51,8 @@ from dg_envs.validation import check_choice, check_real
 from dg_envs.wrappers.actors import push_policy_snapshot
 
 __all__ = [
-    "BOX_GATES", "KONDO_WEIGHTINGS", "SURPRISALS", "MinibatchPairing", "PreparedMinibatch", "ScaleGradient",
+    "BOX_GATES", "KONDO_WEIGHTINGS", "ROUTED_BOX_GATES", "SURPRISALS", "MinibatchPairing", "PreparedMinibatch",
+    "ScaleGradient",
     "WeightedPolicyGradientMixin", "box_gates", "gated_gaussian_log_prob", "surprisal", "push_snapshot",
 ]
 
@@ -61,6 +62,8 @@ KONDO_WEIGHTINGS = ("gate", "reference")
 LOG_DENSITY_CLIP = 10.0
 #: Which gradient of a diagonal Gaussian policy the DG gate multiplies (:func:`box_gates`).
 BOX_GATES = ("sample", "mean_only", "scale_leave_one_out", "per_dimension", "clipped")
+#: The options that gate a Gaussian's mean and log-std gradients apart (they need SB3's DiagGaussianDistribution).
+ROUTED_BOX_GATES = ("mean_only", "scale_leave_one_out", "per_dimension")
 #: The log-std's gate under ``box_gate="mean_only"``: the gate of a sample with zero delight.
 SCALE_GATE_MEAN_ONLY = 0.5
 
@@ -408,7 +411,7 @@ class DelightMixin(WeightedPolicyGradientMixin):
     """DG: weight each sample's policy-gradient term by ``sigmoid(A * l / eta)`` (detached).
 
     ``box_gate`` (Box actions, a diagonal Gaussian policy): which gradient the gate multiplies,
-    one of :data:`BOX_GATES` (formulas: :func:`box_gates`). ``"sample"`` (default): the whole
+    one of :data:`BOX_GATES` (formulas: :func:`box_gates`). ``"sample"``: the whole
     ``log pi(a)``, mean and log-std alike; ``"mean_only"``: the mean's gradient, the log-std's
     gets 1/2; ``"scale_leave_one_out"``: the log-std of each dimension gated by the other
     dimensions' surprisal; ``"per_dimension"``: each dimension's ``log pi_d`` by its own delight;
@@ -416,26 +419,53 @@ class DelightMixin(WeightedPolicyGradientMixin):
     (the same as ``surprisal="clipped"``; any other explicit ``surprisal`` is refused). The
     routed options (``"mean_only"``, ``"scale_leave_one_out"``, ``"per_dimension"``) also log
     ``train/scale_gate_mean``, and ``train/gate_mean`` is then the mean's gate.
+    ``None`` (default): :attr:`default_box_gate` where it applies (a diagonal Gaussian: Box
+    actions without gSDE; Kondo's ``weighting="reference"`` has no gate to route), else
+    ``"sample"``, the only gate of a discrete policy.
 
     >>> from dg_envs.algos import DGPPO
     >>> DGPPO("MlpPolicy", "Pendulum-v1", box_gate="mean_only", n_steps=64, batch_size=32).learn(64).box_gate
     'mean_only'
+    >>> DGPPO("MlpPolicy", "Pendulum-v1").box_gate, DGPPO("MlpPolicy", "CartPole-v1").box_gate
+    ('scale_leave_one_out', 'sample')
     """
 
     eta: float = 1.0
     box_gate: str = "sample"  # models saved before the option load with the sample gate
+    #: What ``box_gate=None`` means on a diagonal Gaussian policy. DGA2C keeps ``"sample"``: the
+    #: ``widening`` experiment that chose DGPPO's compared the gates inside PPO only.
+    default_box_gate: str = "sample"
 
-    def __init__(self, *args: Any, eta: float = 1.0, box_gate: str = "sample", **kwargs: Any) -> None:
+    def __init__(self, *args: Any, eta: float = 1.0, box_gate: str | None = None, **kwargs: Any) -> None:
         # inf is allowed: the gate is 1/2 everywhere (PG at half step).
         self.eta = check_real(eta, "eta", low=0.0, low_open=True, allow_inf=True)
-        self.box_gate = check_choice(box_gate, "box_gate", BOX_GATES)
+        if box_gate is not None:
+            check_choice(box_gate, "box_gate", BOX_GATES)
         if box_gate == "clipped" and kwargs.get("surprisal", "auto") not in ("auto", "clipped"):
             raise ValueError(f"box_gate='clipped' is the gate on -clip(log pi, -10, 10): surprisal must be 'auto' or "
                              f"'clipped', got {kwargs['surprisal']!r}")
+        # SB3's load() builds the model with _init_setup_model=False, then sets the saved attributes:
+        # the saved gate, or for a model saved before the option the class's "sample". So the default
+        # resolves only in a model built to train (the action space known).
+        self.box_gate = box_gate or "sample"
         super().__init__(*args, **kwargs)
-        if box_gate != "sample" and not isinstance(self.action_space, spaces.Box):  # type: ignore[attr-defined]
-            raise ValueError(f"box_gate={box_gate!r} is for Box action spaces (a Gaussian policy); this env's is "
-                             f"{self.action_space}: leave box_gate='sample'")  # type: ignore[attr-defined]
+        action_space = getattr(self, "action_space", None)
+        if action_space is None or not kwargs.get("_init_setup_model", True):
+            return
+        gaussian = isinstance(action_space, spaces.Box) and not getattr(self, "use_sde", False)
+        if box_gate is None:
+            self.box_gate = self.default_box_gate if gaussian and self._routes_box_gate() else "sample"
+        elif box_gate in ROUTED_BOX_GATES and not gaussian:
+            raise ValueError(f"box_gate={box_gate!r} routes the gate through a diagonal Gaussian's mean and log-std: "
+                             f"it needs Box actions without gSDE (this env's actions: {action_space}, use_sde="
+                             f"{getattr(self, 'use_sde', False)}); leave box_gate=None or pass 'sample' or 'clipped'")
+        elif box_gate == "clipped" and not isinstance(action_space, spaces.Box):
+            raise ValueError(f"box_gate='clipped' is for Box action spaces (a Gaussian policy); this env's is "
+                             f"{action_space}: leave box_gate=None")
+
+    def _routes_box_gate(self) -> bool:
+        """Whether a gate other than the sample gate can apply (Kondo's reference weighting: no)."""
+        return True
 
     def _surprisal_kind(self) -> str:
         return "clipped" if self.box_gate == "clipped" else super()._surprisal_kind()
@@ -532,10 +562,13 @@ class KondoMixin(DelightMixin):
         if self.weighting == "reference" and self.kondo_eta != 0.0:
             raise ValueError(
                 f"weighting='reference' is the reference's hard gate: kondo_eta must be 0, got {kondo_eta!r}")
-        if self.weighting == "reference" and kwargs.get("box_gate", "sample") not in ("sample", "clipped"):
+        if self.weighting == "reference" and kwargs.get("box_gate") not in (None, "sample", "clipped"):
             raise ValueError(f"weighting='reference' weighs survivors 1, there is no gate to route: box_gate must be "
                              f"'sample' or 'clipped', got {kwargs['box_gate']!r}")
         super().__init__(*args, **kwargs)
+
+    def _routes_box_gate(self) -> bool:
+        return self.weighting != "reference"  # survivors weighted 1: no gate to route
 
     def train(self) -> None:
         # Kondo normalises advantages over the *whole* minibatch before slicing; SB3 must not

@@ -10,7 +10,8 @@ trains far longer), for each of
 * ``frictions``: ``clean``, and ``bug``: with probability ``bug_p`` a step's action is the
   landmine "full torque on every actuator" (the action space's upper bound), reported as
   certain (:class:`~dg_envs.wrappers.BuggyActor`), as ``mujoco``'s ``bug`` setting;
-* ``methods``: PPO (SB3's, trained on the executed action) and DGPPO, with the same settings
+* ``methods``: PPO (SB3's, trained on the executed action) and DGPPO with the sample gate and with
+  its default gate (``scale_leave_one_out``, chosen by the ``widening`` experiment), with the same settings
   (:func:`dg_envs.experiments.widening.hyperparams`: the Zoo's HalfCheetah-v5 entry of
   ``dgppo.yml``: 1024 steps per update, minibatches of 256, 10 epochs, Adam 3e-4, gamma 0.99,
   GAE 0.95, clip 0.2, no entropy bonus, std started at 1); a ``"DGPPO:<box_gate>"`` label adds a
@@ -55,7 +56,7 @@ from dg_envs.experiments.paper import (
     HOLDS, NOT_HOLD, NOT_MEASURED, VERDICT_RULES, Claim, Verdict, claims_table, judge,
 )
 from dg_envs.experiments.widening import (
-    check_methods, check_tasks, dmc_available, is_suite_task, parse_method, run_settings, train_box_run,
+    LABEL_NOTE, check_methods, check_tasks, dmc_available, is_suite_task, parse_method, run_settings, train_box_run,
 )
 from dg_envs.validation import check_choice, check_int, check_probability
 
@@ -100,13 +101,16 @@ class Config:
     episode of 1,000 steps took 1.3 s. The sweep: 6 tasks x 2 frictions x 2 methods x 3 seeds = 72
     runs x 300k = 21.6M steps / 600 = 36,000 s = 10 core-hours; evaluations 72 runs x 25 episodes x
     1.3 s = 0.65 core-hours. About 10.7 core-hours: ~5.3 hours with ``jobs=2`` (~3.3 at ~1,000
-    steps/s), longer while other sweeps hold the cores. A ``DGPPO:<box_gate>`` label adds half again.
+    steps/s), longer while other sweeps hold the cores. A ``DGPPO:<box_gate>`` label adds half again:
+    the default three methods make 108 runs (seed 0's 36 took ~500-780 s each beside other
+    sweeps, about 3 hours a seed with ``jobs=2``).
     """
 
     tasks: tuple[str, ...] = DMC_IDS
     """Suite ids (``dg_envs/dmc-<domain>-<task>-v0``; the ``dmc`` extra), or a stand-in of :data:`STAND_INS`."""
-    methods: tuple[str, ...] = ("PPO", "DGPPO")
-    """Method labels (:func:`~dg_envs.experiments.widening.parse_method`); e.g. add ``"DGPPO:mean_only"``."""
+    methods: tuple[str, ...] = ("PPO", "DGPPO", "DGPPO:scale_leave_one_out")
+    """Method labels (:func:`~dg_envs.experiments.widening.parse_method`): ``"DGPPO"`` is the sample gate,
+    ``"DGPPO:scale_leave_one_out"`` DGPPO's default since 2026-12-04; e.g. add ``"DGPPO:mean_only"``."""
     frictions: tuple[str, ...] = FRICTIONS
     """``"clean"`` and/or ``"bug"`` (the full-torque landmine with probability ``bug_p``)."""
     timesteps: int = 300_000
@@ -334,7 +338,8 @@ def analyse(records: list[dict], out_dir: Path) -> str:
                 "(the `dmc` extra was not installed); scores are return / 1000 there too.")
     text = (f"Budget: {budget:,} steps a run, {seeds} seed{'s' if seeds > 1 else ''}; the DG paper trains on 28 Suite "
             f"tasks far longer. Score = final greedy return / 1000; regret = the task's best mean score - the "
-            f"method's.{stand_in}\n\n## Final greedy return per task (mean ± std over seeds)\n\n{per_task}\n\n"
+            f"method's. {LABEL_NOTE}{stand_in}\n\n## Final greedy return per task (mean ± std over seeds)\n\n"
+            f"{per_task}\n\n"
             f"## Aggregate over tasks\n\n{aggregate}\n\n## The paper's claim\n\n{claims_table(claims(records))}\n\n"
             f"{VERDICT_RULES}\n\n{NOT_WORSE_RULE}\n\n## Throughput (env steps/s of learn, evaluations excluded; "
             f"median over runs)\n\n{speed}\n\n{speed_line}")

@@ -17,7 +17,9 @@ tasks, at a 2-CPU budget, with the distributed paper's frictions. Three sweeps:
   expert's.
 
 Hyperparameters and budgets come from the Zoo YAML files in :mod:`dg_envs.zoo`
-(``dgppo.yml`` for PPO and DGPPO alike, ``pg.yml`` for PG). Metric: the greedy policy's mean
+(``dgppo.yml`` for PPO and DGPPO alike, ``pg.yml`` for PG). DGPPO runs with
+``box_gate="sample"``, its default when the records were made (the default is now
+``"scale_leave_one_out"``, chosen by the ``widening`` experiment). Metric: the greedy policy's mean
 return over clean evaluation episodes (higher is better), along training and at the end.
 
 Example:
@@ -157,6 +159,7 @@ def run_job(job: dict, config: Config, out_dir: str, tensorboard_log: str | None
     import torch
 
     from dg_envs.algos import get_algorithm
+    from dg_envs.algos.weighting import DelightMixin
     from dg_envs.wrappers import PolicyOracle
 
     torch.set_num_threads(1)
@@ -175,6 +178,9 @@ def run_job(job: dict, config: Config, out_dir: str, tensorboard_log: str | None
         algo_kwargs["policy_kwargs"] = {"log_std_init": config.ablation_log_std_init}
     if "surprisal" in job:  # DG's option; a PPO job started narrow has none
         algo_kwargs["surprisal"] = job["surprisal"]
+    if issubclass(get_algorithm(method), DelightMixin):
+        # This experiment's DGPPO is the sample gate: DGPPO's default when its records were made.
+        algo_kwargs["box_gate"] = "sample"
     if sweep == "discovery":
         frictions = {"discovery": {"p": config.discovery_p, "oracle": PolicyOracle.load(expert_path(out_dir, task))}}
     else:

@@ -71,6 +71,9 @@ TIE_TOLERANCE = 0.05
 SUITE_SETTINGS_FROM = "HalfCheetah-v5"
 #: Method labels: ``"ALGORITHM"`` or ``"ALGORITHM:box_gate"`` (a DG/Kondo algorithm's option).
 METHODS = ("PPO", "DGPPO", "DGPPO:mean_only", "DGPPO:scale_leave_one_out", "DGPPO:per_dimension", "DGPPO:clipped")
+#: What a label without a gate means on the pages (:func:`model_arguments`).
+LABEL_NOTE = ('`DGPPO` (no gate named) is the sample gate, `box_gate="sample"`: DGPPO\'s default until '
+              '2026-12-04, when the `widening` experiment\'s choice, `"scale_leave_one_out"`, replaced it.')
 
 RULE = f"""\
 How the default is chosen (`dg_envs.experiments.widening.choose_default`): per task, each
@@ -242,6 +245,27 @@ def run_settings(task: str, label: str, timesteps: int) -> dict[str, Any]:
     return {"algorithm": name, "timesteps": int(timesteps), **hyperparams(task), **extra}
 
 
+def model_arguments(settings: dict[str, Any]) -> tuple[type, int, dict[str, Any]]:
+    """The algorithm class, budget and keyword arguments that :func:`run_settings`' ``settings`` train with.
+
+    A label without a gate is the sample gate (:func:`parse_method`), whatever the algorithm's
+    default: its settings name no ``box_gate`` (so the records made before DGPPO's default
+    changed keep their keys), and the gate is passed here.
+
+    >>> algo, steps, kwargs = model_arguments(run_settings("Hopper-v5", "DGPPO", 2048))
+    >>> algo.__name__, steps, kwargs["box_gate"], kwargs["n_steps"]
+    ('DGPPO', 2048, 'sample', 1024)
+    """
+    from dg_envs.algos import get_algorithm
+    from dg_envs.algos.weighting import DelightMixin
+
+    kwargs = dict(settings)
+    algo, timesteps = get_algorithm(kwargs.pop("algorithm")), kwargs.pop("timesteps")
+    if issubclass(algo, DelightMixin):
+        kwargs.setdefault("box_gate", "sample")
+    return algo, timesteps, kwargs
+
+
 class _TimedEvaluation:
     """An evaluator that keeps how long each call took (evaluations inside ``learn`` are not training)."""
 
@@ -265,12 +289,10 @@ def train_box_run(task: str, settings: dict[str, Any], seed: int, *, frictions: 
     ``seconds``: the whole ``learn``; ``steps_per_second``: timesteps over ``learn``'s time less the
     evaluations inside it (throughput: rollouts and updates).
     """
-    from dg_envs.algos import get_algorithm
     from dg_envs.experiments.mujoco import mean_return
     from dg_envs.experiments.training import RunSpec, train_run
 
-    kwargs = dict(settings)
-    algo, timesteps = get_algorithm(kwargs.pop("algorithm")), kwargs.pop("timesteps")
+    algo, timesteps, kwargs = model_arguments(settings)
     n_steps = kwargs.pop("n_steps")
     updates = max(timesteps // n_steps, 1)
     spec = RunSpec(algo=algo, env_id=task, seed=seed, total_updates=updates, n_steps=n_steps,
@@ -497,7 +519,7 @@ def analyse(records: list[dict], out_dir: Path) -> str:
         parts.append(
             f"## Ablation: which gradient the gate multiplies\n\nClean; greedy return at the end (mean ± std over "
             f"{seeds} seed{'s' if seeds > 1 else ''}) and the final action std (mean over dimensions and seeds; "
-            f"every run starts at std 1).\n\n{markdown_table(header, rows)}\n\n"
+            f"every run starts at std 1). {LABEL_NOTE}\n\n{markdown_table(header, rows)}\n\n"
             f"**The sweep supports `box_gate=\"{choice.box_gate}\"` as DGPPO's default**: {choice.reason}."
             f"{_per_seed_choices(ablation)}\n\n{RULE}")
     if long:

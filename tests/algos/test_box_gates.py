@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _algos_test_utils import SMALL, assert_same_params
@@ -213,16 +214,18 @@ def test_default_box_gate_is_the_sample_gate_of_weighted_pg_loss():
     assert "train/scale_gate_mean" not in model.logger.name_to_value
 
 
-def test_explicit_sample_gate_is_bit_identical_to_the_default():
+def test_explicit_gate_is_bit_identical_to_the_default():
     kw = dict(n_steps=64, batch_size=32, n_epochs=2, **SMALL)
     assert_same_params(DGPPO("MlpPolicy", "Pendulum-v1", **kw).learn(128),
-                       DGPPO("MlpPolicy", "Pendulum-v1", box_gate="sample", **kw).learn(128))
+                       DGPPO("MlpPolicy", "Pendulum-v1", box_gate="scale_leave_one_out", **kw).learn(128))
+    assert_same_params(DGA2C("MlpPolicy", "Pendulum-v1", n_steps=8, **SMALL).learn(64),
+                       DGA2C("MlpPolicy", "Pendulum-v1", n_steps=8, box_gate="sample", **SMALL).learn(64))
 
 
 def test_clipped_box_gate_is_the_clipped_surprisal():
     kw = dict(n_steps=64, batch_size=32, n_epochs=2, **SMALL)
     assert_same_params(DGPPO("MlpPolicy", "Pendulum-v1", box_gate="clipped", **kw).learn(128),
-                       DGPPO("MlpPolicy", "Pendulum-v1", surprisal="clipped", **kw).learn(128))
+                       DGPPO("MlpPolicy", "Pendulum-v1", box_gate="sample", surprisal="clipped", **kw).learn(128))
 
 
 @pytest.mark.parametrize("box_gate", ["scale_leave_one_out", "per_dimension"])
@@ -240,7 +243,7 @@ def test_each_option_changes_the_update_and_logs_both_gates(box_gate):
     kw = dict(n_steps=64, batch_size=32, n_epochs=2, **SMALL)
     ours = DGPPO("MlpPolicy", TinyBox(), box_gate=box_gate, **kw).learn(128)
     with pytest.raises(AssertionError):
-        assert_same_params(ours, DGPPO("MlpPolicy", TinyBox(), **kw).learn(128))
+        assert_same_params(ours, DGPPO("MlpPolicy", TinyBox(), box_gate="sample", **kw).learn(128))
     logged = ours.logger.name_to_value
     assert 0.0 < logged["train/gate_mean"] < 1.0 and 0.0 < logged["train/scale_gate_mean"] < 1.0
     if box_gate == "mean_only":
@@ -263,7 +266,9 @@ def test_kondo_routed_gate_trains_on_kept_samples_only():
     "cls, env, kwargs, match",
     [
         (DGPPO, "Pendulum-v1", {"box_gate": "bogus"}, "box_gate must be one of"),
-        (DGPPO, "CartPole-v1", {"box_gate": "mean_only"}, "Box action spaces"),
+        (DGPPO, "CartPole-v1", {"box_gate": "mean_only"}, "needs Box actions without gSDE"),
+        (DGPPO, "Pendulum-v1", {"box_gate": "scale_leave_one_out", "use_sde": True}, "use_sde=True"),
+        (DGA2C, "CartPole-v1", {"box_gate": "clipped"}, "Box action spaces"),
         (DGA2C, "Pendulum-v1", {"box_gate": "clipped", "surprisal": "raw"}, "surprisal must be"),
         (KondoA2C, "Pendulum-v1", {"box_gate": "mean_only", "weighting": "reference", "keep_fraction": 0.5},
          "weighting='reference'"),
@@ -275,9 +280,41 @@ def test_box_gate_validation(cls, env, kwargs, match):
 
 
 def test_routed_gate_needs_a_plain_diagonal_gaussian():
-    model = DGPPO("MlpPolicy", "Pendulum-v1", box_gate="mean_only", use_sde=True, n_steps=32, batch_size=32, **SMALL)
+    """gSDE is refused in the constructor; a squashed or other distribution that gets past it, at train time."""
+    with pytest.raises(ValueError, match="gSDE"):
+        DGPPO("MlpPolicy", "Pendulum-v1", box_gate="mean_only", use_sde=True)
+    model = DGPPO("MlpPolicy", "Pendulum-v1", box_gate="mean_only", n_steps=32, batch_size=32, **SMALL)
+    model.policy.action_dist = SquashedDiagGaussianDistribution(1)
     with pytest.raises(ValueError, match="DiagGaussianDistribution"):
-        model.learn(32)
+        model._gaussian()
+
+
+@pytest.mark.parametrize(
+    "cls, env, kwargs, expected",
+    [
+        (DGPPO, "Pendulum-v1", {}, "scale_leave_one_out"),  # the widening experiment's choice
+        (DGPPO, "Pendulum-v1", {"use_sde": True}, "sample"),  # gSDE: no diagonal Gaussian to route
+        (DGPPO, "CartPole-v1", {}, "sample"),  # discrete: the only gate
+        (DGA2C, "Pendulum-v1", {}, "sample"),  # not measured inside A2C
+        (KondoPPO, "Pendulum-v1", {"keep_fraction": 0.5}, "sample"),  # not measured with Kondo
+        (KondoA2C, "Pendulum-v1", {"keep_fraction": 0.5, "weighting": "reference"}, "sample"),
+    ],
+)
+def test_default_box_gate(cls, env, kwargs, expected):
+    assert cls("MlpPolicy", env, **kwargs).box_gate == expected
+
+
+def test_saved_box_gate_loads_back(tmp_path):
+    """A saved model keeps its gate (a default-gate model too); one saved before the option loads as ``"sample"``."""
+    for kwargs in ({}, {"box_gate": "sample"}, {"box_gate": "mean_only"}):
+        model = DGPPO("MlpPolicy", "Pendulum-v1", n_steps=32, batch_size=32, **kwargs, **SMALL)
+        model.save(tmp_path / "m")
+        assert DGPPO.load(tmp_path / "m").box_gate == model.box_gate
+    model = DGPPO("MlpPolicy", "Pendulum-v1", n_steps=32, batch_size=32, **SMALL)
+    del model.box_gate  # as saved before the option existed
+    model.save(tmp_path / "old")
+    assert DGPPO.load(tmp_path / "old").box_gate == "sample"
+    assert DGPPO.load(tmp_path / "old", env=gym.make("Pendulum-v1")).box_gate == "sample"
 
 
 # ---------------------------------------------------------------- the action std over training

@@ -8,18 +8,20 @@ records; bad settings fail with a ValueError naming the setting before any run.
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dg_envs.experiments import make_config, run_experiment
 from dg_envs.experiments import dmc_suite, widening
-from dg_envs.experiments.common import load_records
+from dg_envs.experiments.common import load_records, run_key, shared_settings
 from dg_envs.experiments.training import RunSpec, train_run
 
 needs_dmc = pytest.mark.skipif(not widening.dmc_available(),
                                reason="needs the dmc extra: pip install -e '.[dmc]' (mujoco<4)")
 PENDULUM = "InvertedPendulum-v5"
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
 
 
 def _no_training(*args, **kwargs):
@@ -63,6 +65,24 @@ def _ablation(task, method, ret, std, seed=0):
 def test_normalised_returns_by_hand():
     assert widening.normalised_returns({"a": -10.0, "b": 30.0, "c": 0.0}) == {"a": 0.0, "b": 1.0, "c": 0.25}
     assert widening.normalised_returns({"a": 5.0, "b": 5.0}) == {"a": 1.0, "b": 1.0}
+
+
+def test_a_label_without_a_gate_trains_the_sample_gate_and_keeps_its_key():
+    """``"DGPPO"`` is the sample gate whatever DGPPO's default: its settings (hashed into the run
+    key) name no gate, so the records made before the default changed still match."""
+    from dg_envs.algos import DGPPO
+
+    settings = widening.run_settings("Hopper-v5", "DGPPO", 2048)
+    assert "box_gate" not in settings and DGPPO("MlpPolicy", "Pendulum-v1").box_gate != "sample"
+    assert widening.model_arguments(settings)[2]["box_gate"] == "sample"
+    chosen = widening.run_settings("Hopper-v5", "DGPPO:scale_leave_one_out", 2048)
+    assert widening.model_arguments(chosen)[2]["box_gate"] == "scale_leave_one_out"
+    assert "box_gate" not in widening.model_arguments(widening.run_settings("Hopper-v5", "PPO", 2048))[2]
+    config = widening.Config()
+    job = next(j for j in widening.ablation_jobs(config)
+               if (j["task"], j["method"], j["seed"]) == ("Hopper-v5", "DGPPO", 0))
+    key = run_key(job, shared_settings(config, widening.GRID_FIELDS))
+    assert key in {r["key"] for r in load_records(RESULTS / "widening.jsonl")}
 
 
 def test_choose_default_best_aggregate_wins():
