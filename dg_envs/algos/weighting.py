@@ -419,9 +419,8 @@ class DelightMixin(WeightedPolicyGradientMixin):
     (the same as ``surprisal="clipped"``; any other explicit ``surprisal`` is refused). The
     routed options (``"mean_only"``, ``"scale_leave_one_out"``, ``"per_dimension"``) also log
     ``train/scale_gate_mean``, and ``train/gate_mean`` is then the mean's gate.
-    ``None`` (default): :attr:`default_box_gate` where it applies (a diagonal Gaussian: Box
-    actions without gSDE; Kondo's ``weighting="reference"`` has no gate to route), else
-    ``"sample"``, the only gate of a discrete policy.
+    ``None`` (default): :attr:`default_box_gate` on a diagonal Gaussian (Box actions without
+    gSDE), else ``"sample"``, the only gate of a discrete policy.
 
     >>> from dg_envs.algos import DGPPO
     >>> DGPPO("MlpPolicy", "Pendulum-v1", box_gate="mean_only", n_steps=64, batch_size=32).learn(64).box_gate
@@ -454,7 +453,7 @@ class DelightMixin(WeightedPolicyGradientMixin):
             return
         gaussian = isinstance(action_space, spaces.Box) and not getattr(self, "use_sde", False)
         if box_gate is None:
-            self.box_gate = self.default_box_gate if gaussian and self._routes_box_gate() else "sample"
+            self.box_gate = self.default_box_gate if gaussian else "sample"
         elif box_gate in ROUTED_BOX_GATES and not gaussian:
             raise ValueError(f"box_gate={box_gate!r} routes the gate through a diagonal Gaussian's mean and log-std: "
                              f"it needs Box actions without gSDE (this env's actions: {action_space}, use_sde="
@@ -462,10 +461,6 @@ class DelightMixin(WeightedPolicyGradientMixin):
         elif box_gate == "clipped" and not isinstance(action_space, spaces.Box):
             raise ValueError(f"box_gate='clipped' is for Box action spaces (a Gaussian policy); this env's is "
                              f"{action_space}: leave box_gate=None")
-
-    def _routes_box_gate(self) -> bool:
-        """Whether a gate other than the sample gate can apply (Kondo's reference weighting: no)."""
-        return True
 
     def _surprisal_kind(self) -> str:
         return "clipped" if self.box_gate == "clipped" else super()._surprisal_kind()
@@ -566,9 +561,6 @@ class KondoMixin(DelightMixin):
             raise ValueError(f"weighting='reference' weighs survivors 1, there is no gate to route: box_gate must be "
                              f"'sample' or 'clipped', got {kwargs['box_gate']!r}")
         super().__init__(*args, **kwargs)
-
-    def _routes_box_gate(self) -> bool:
-        return self.weighting != "reference"  # survivors weighted 1: no gate to route
 
     def train(self) -> None:
         # Kondo normalises advantages over the *whole* minibatch before slicing; SB3 must not
