@@ -18,7 +18,8 @@ import time
 import gymnasium as gym
 import numpy as np
 
-METHODS = ("PPO", "DGPPO", "DGPPO:mean_only", "DGPPO:scale_leave_one_out", "DGPPO:per_dimension", "DGPPO:clipped")
+from dg_envs.experiments.widening import METHODS, parse_method
+
 
 
 def greedy_return(model, env_id: str, episodes: int, seed: int = 10_000) -> float:
@@ -59,8 +60,8 @@ def main() -> None:
         params.pop(key)
     print(f"{args.env}, {args.timesteps} steps, seed {args.seed}, settings of {zoo_env} in dgppo.yml: {params}")
     for method in args.methods:
-        name, _, box_gate = method.partition(":")
-        extra = {"box_gate": box_gate or "sample"} if name == "DGPPO" else {}  # "DGPPO": the sample gate
+        name, box_gate = parse_method(method)  # "DGPPO": the sample gate
+        extra = {"box_gate": box_gate} if name == "DGPPO" else {}
         model = get_algorithm(name)("MlpPolicy", args.env, seed=args.seed, device="cpu", **params, **extra)
         callback = ActionStdCallback()
         start = time.perf_counter()
