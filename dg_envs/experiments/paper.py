@@ -309,16 +309,21 @@ def _stats(values: Sequence[float]) -> tuple[float, float]:
 
 
 def better_verdict(a: Sequence[float], b: Sequence[float], factor: float,
-                   higher_is_better: bool = False) -> tuple[str, str]:
+                   higher_is_better: bool = False, names: tuple[str, str] = ("a", "b")) -> tuple[str, str]:
     """The rule for "a <= factor x b" (lower is better) or "a >= factor x b" (higher is better).
+
+    ``names`` label ``a`` and ``b`` in the reason.
 
     >>> better_verdict([0.02, 0.02], [0.09, 0.08], 0.5)
     ('holds', 'a/b = 0.235 <= 0.5')
+    >>> better_verdict([0.09], [0.02], 0.5, names=("DG", "PPO"))
+    ('does not hold', 'PPO better by 0.07 (noise 0)')
     >>> better_verdict([0.06, 0.07], [0.09, 0.08], 0.5)[0]
     'holds in direction'
     >>> better_verdict([0.0, 0.0], [0.0, 0.0], 0.1)
     ('does not hold', 'tie within noise (difference 0, noise 0)')
     """
+    name_a, name_b = names
     (ma, sa), (mb, sb) = _stats(a), _stats(b)
     noise = math.hypot(sa, sb)
     gain = ma - mb if higher_is_better else mb - ma
@@ -326,18 +331,18 @@ def better_verdict(a: Sequence[float], b: Sequence[float], factor: float,
     reached = ma >= factor * mb if higher_is_better else ma <= factor * mb
     sign = ">=" if higher_is_better else "<="
     if gain > noise and reached:
-        return HOLDS, f"a/b = {ratio:.3g} {sign} {factor:g}"
+        return HOLDS, f"{name_a}/{name_b} = {ratio:.3g} {sign} {factor:g}"
     if gain > noise:
-        return DIRECTION, (f"a better by {abs(gain):.3g} (noise {noise:.2g}) but a/b = {ratio:.3g}, "
-                           f"not {sign} {factor:g}")
+        return DIRECTION, (f"{name_a} better by {abs(gain):.3g} (noise {noise:.2g}) "
+                           f"but {name_a}/{name_b} = {ratio:.3g}, not {sign} {factor:g}")
     return NOT_HOLD, (f"tie within noise (difference {abs(gain):.3g}, noise {noise:.2g})" if abs(gain) <= noise
-                      else f"b better by {-gain:.3g} (noise {noise:.2g})")
+                      else f"{name_b} better by {-gain:.3g} (noise {noise:.2g})")
 
 
 def within_verdict(a: Sequence[float], b: Sequence[float], baseline: Sequence[float], factor: float,
                    cost_a: Sequence[float] | None = None, cost_b: Sequence[float] | None = None,
                    cost_factor: float | None = None, floor: float = 0.0,
-                   higher_is_better: bool = False) -> tuple[str, str]:
+                   higher_is_better: bool = False, names: tuple[str, str] = ("a", "b")) -> tuple[str, str]:
     """The rule for "a within ``factor`` of b (plus ``floor``) at <= ``cost_factor`` x b's cost".
 
     >>> within_verdict([0.001], [0.001], [0.5], 1.2, [30], [1000], 0.05, floor=0.001)
@@ -347,24 +352,26 @@ def within_verdict(a: Sequence[float], b: Sequence[float], baseline: Sequence[fl
     >>> within_verdict([0.001], [0.001], [0.5], 1.2, [300], [1000], 0.05)[0]
     'does not hold'
     """
+    name_a, name_b = names
     ma, mb, mc = _stats(a)[0], _stats(b)[0], _stats(baseline)[0]
     close = ma >= mb / factor - floor if higher_is_better else ma <= factor * mb + floor
     ratio = ma / mb if mb else math.inf if ma else 1.0
-    text = f"a/b = {ratio:.3g} (within {factor:g}x, floor {floor:g})"
+    text = f"{name_a}/{name_b} = {ratio:.3g} (within {factor:g}x, floor {floor:g})"
     cheap, cost_text = True, ""
     if cost_factor is not None:
         if cost_a is None or cost_b is None:
             raise ValueError("a cost condition needs cost_a and cost_b")
         cost_ratio = _stats(cost_a)[0] / _stats(cost_b)[0]
         cheap = cost_ratio <= cost_factor
-        cost_text = f"; cost a/b = {cost_ratio:.3g} {'<=' if cheap else '>'} {cost_factor:g}"
+        cost_text = f"; cost {name_a}/{name_b} = {cost_ratio:.3g} {'<=' if cheap else '>'} {cost_factor:g}"
     if close and cheap:
         return HOLDS, text + cost_text
     nearer = ma - mb < mc - ma if not higher_is_better else mb - ma < ma - mc
     if cheap and nearer:
-        return DIRECTION, f"a/b = {ratio:.3g}, not within {factor:g}x, but nearer b than the baseline{cost_text}"
-    why = "too costly" if close else f"not within {factor:g}x and not nearer b than the baseline"
-    return NOT_HOLD, f"{why}: a/b = {ratio:.3g}{cost_text}"
+        return DIRECTION, (f"{name_a}/{name_b} = {ratio:.3g}, not within {factor:g}x, "
+                           f"but nearer {name_b} than the baseline{cost_text}")
+    why = "too costly" if close else f"not within {factor:g}x and not nearer {name_b} than the baseline"
+    return NOT_HOLD, f"{why}: {name_a}/{name_b} = {ratio:.3g}{cost_text}"
 
 
 def judge(claim: Claim, values: Mapping[str, Sequence[float]], costs: Mapping[str, Sequence[float]] | None = None,
@@ -379,12 +386,14 @@ def judge(claim: Claim, values: Mapping[str, Sequence[float]], costs: Mapping[st
         return Verdict(NOT_MEASURED, "", f"no runs of {', '.join(missing)}")
     ours = " vs ".join(f"{m} {format_mean_spread(values[m], fmt)}" for m in (claim.a, claim.b))
     if claim.kind == "better":
-        verdict, reason = better_verdict(values[claim.a], values[claim.b], claim.factor, claim.higher_is_better)
+        verdict, reason = better_verdict(values[claim.a], values[claim.b], claim.factor, claim.higher_is_better,
+                                         names=(claim.a, claim.b))
     else:
         cost_a = costs.get(claim.a) if costs else None
         cost_b = costs.get(claim.b) if costs else None
         verdict, reason = within_verdict(values[claim.a], values[claim.b], values[claim.baseline], claim.factor,
-                                         cost_a, cost_b, claim.cost_factor, floor, claim.higher_is_better)
+                                         cost_a, cost_b, claim.cost_factor, floor, claim.higher_is_better,
+                                         names=(claim.a, claim.b))
     return Verdict(verdict, ours, reason)
 
 
