@@ -345,6 +345,8 @@ def within_verdict(a: Sequence[float], b: Sequence[float], baseline: Sequence[fl
                    higher_is_better: bool = False, names: tuple[str, str] = ("a", "b")) -> tuple[str, str]:
     """The rule for "a within ``factor`` of b (plus ``floor``) at <= ``cost_factor`` x b's cost".
 
+    ``names`` label ``a`` and ``b`` in the reason.
+
     >>> within_verdict([0.001], [0.001], [0.5], 1.2, [30], [1000], 0.05, floor=0.001)
     ('holds', 'a/b = 1 (within 1.2x, floor 0.001); cost a/b = 0.03 <= 0.05')
     >>> within_verdict([0.1], [0.001], [0.5], 1.2, [30], [1000], 0.05)[0]
